@@ -1,0 +1,47 @@
+"""Bias specs: what a positional encoding adds to the attention scores.
+
+A spec is computed by the attention implementation from query and key positions, so the
+reference can materialize it and a kernel can compute it tile by tile in O(T) memory.
+A dense array [B or 1, H, T, S] is also accepted as a bias.
+
+This module must not import ``lengthgen.positional`` at import time (that package imports
+this one); the helpers it needs are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class AlibiBias:
+  """ALiBi: adds slope_h * (key_pos - query_pos); with ``bidirectional``, -slope_h * |k - q|.
+
+  Attributes:
+    slopes: [H] per-head slopes (see ``lengthgen.positional.alibi_slopes``).
+    bidirectional: use the symmetric form (non-causal encoder).
+  """
+
+  slopes: jax.Array
+  bidirectional: bool = flax.struct.field(pytree_node=False, default=False)
+
+  def dense(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
+    """Materializes the bias, float32 [B, H, T, S]."""
+    rel = (k_positions_BS[:, None, :] - q_positions_BT[:, :, None]).astype(jnp.float32)
+    if self.bidirectional:
+      rel = -jnp.abs(rel)
+    return jnp.asarray(self.slopes, jnp.float32)[None, :, None, None] * rel[:, None]
+
+
+def materialize(bias, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array | None:
+  """Any bias spec (or dense array, or None) as a float32 [B|1, H, T, S] array (or None)."""
+  if bias is None:
+    return None
+  if hasattr(bias, "dense"):
+    return bias.dense(q_positions_BT, k_positions_BS)
+  bias = jnp.asarray(bias)
+  if bias.ndim != 4:
+    raise ValueError(f"a dense attention bias must be [B|1, H, T, S], got shape {bias.shape}")
+  return bias.astype(jnp.float32)

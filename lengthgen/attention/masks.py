@@ -1,0 +1,50 @@
+"""Attention masks as boolean [B|1, 1, T, S] arrays (True = the query may see the key).
+
+Masks act on sequence indices. Queries are aligned to the end of the keys (query i sits at
+key index i + S - T), so T < S describes the last T queries of a longer sequence.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def default_positions(b: int, t: int, s: int, q_positions=None, k_positions=None):
+  """Explicit positions, defaulting to 0..S-1 for keys and the last T of them for queries."""
+  if k_positions is None:
+    k_positions = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
+  if q_positions is None:
+    q_positions = jnp.broadcast_to(jnp.arange(s - t, s, dtype=jnp.int32), (b, t))
+  return jnp.asarray(q_positions), jnp.asarray(k_positions)
+
+
+def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
+              global_tokens: int = 0, lengths: jax.Array | None = None) -> jax.Array:
+  """Boolean mask [B|1, 1, T, S].
+
+  Args:
+    causal: query i sees keys j <= i.
+    window: if set, query i sees only keys with |i - j| < window (j <= i when causal);
+      with ``global_tokens`` > 0 this is LM-Infinite's Lambda mask.
+    global_tokens: the first keys, always visible (subject to causality).
+    lengths: [B] number of valid keys per example (padding at the end is hidden).
+  """
+  qi = jnp.arange(s - t, s)[:, None]
+  kj = jnp.arange(s)[None, :]
+  mask = jnp.ones((t, s), dtype=bool)
+  if causal:
+    mask = kj <= qi
+  if window is not None:
+    if window < 1:
+      raise ValueError(f"window must be a positive integer, got {window}")
+    local = jnp.abs(qi - kj) < window
+    if global_tokens:
+      local = local | (kj < global_tokens)
+    mask = mask & local
+  elif global_tokens:
+    raise ValueError("global_tokens needs a window (the Lambda mask is window + global tokens)")
+  mask = mask[None, None]
+  if lengths is not None:
+    mask = mask & (kj[None, None] < jnp.asarray(lengths)[:, None, None, None])
+  return mask

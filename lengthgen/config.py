@@ -1,0 +1,221 @@
+"""Frozen, validated experiment configuration.
+
+Config files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``; the
+entry point turns it into an ``ExperimentConfig`` with ``from_dict``, which checks every
+field (unknown keys, types, ranges, incompatible choices) and names the field and the
+valid values when something is wrong. Library code only sees these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+  """A config field is unknown, of the wrong type, out of range or incompatible."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The Transformer: causal decoder (default) or non-causal encoder."""
+
+  kind: str = "decoder"            # decoder | encoder
+  num_layers: int = 4
+  width: int = 128
+  num_heads: int = 4
+  mlp_ratio: float = 4.0
+  dropout: float = 0.0
+  positional: str = "nope"         # a name of lengthgen.positional.ENCODINGS
+  positional_options: dict = dataclasses.field(default_factory=dict)
+  normalizer: str = "softmax"      # a name of lengthgen.attention.NORMALIZERS
+  attention_implementation: str = "auto"
+  dtype: str = "float32"           # compute dtype: float32 | bfloat16
+
+  @property
+  def causal(self) -> bool:
+    return self.kind == "decoder"
+
+  @property
+  def head_dim(self) -> int:
+    return self.width // self.num_heads
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimization and the training-length curriculum (lengths uniform in [min, max])."""
+
+  steps: int = 2000
+  batch_size: int = 64
+  learning_rate: float = 1e-3
+  warmup_steps: int = 100
+  weight_decay: float = 0.01
+  grad_clip: float = 1.0
+  min_length: int = 1
+  max_length: int = 20
+  seed: int = 0
+  checkpoint_every: int = 500
+  log_every: int = 100
+  keep_checkpoints: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """Length-generalization evaluation: every length in [min, max]."""
+
+  min_length: int = 1
+  max_length: int = 60
+  num_examples: int = 512
+  batch_size: int = 256
+  bucket: int = 32                 # sequences are padded to multiples of this (one compile each)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  task: str = "copy"
+  task_options: dict = dataclasses.field(default_factory=dict)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentConfig":
+    config = _build(cls, _plain(d), "config")
+    validate(config)
+    return config
+
+
+def _plain(value):
+  """ConfigDict / FrozenConfigDict / Mapping -> nested plain dicts; tuples -> lists."""
+  if hasattr(value, "to_dict"):
+    value = value.to_dict()
+  if isinstance(value, Mapping):
+    return {str(k): _plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_plain(v) for v in value]
+  return value
+
+
+def _build(cls, d, path: str):
+  if not isinstance(d, Mapping):
+    raise ConfigError(f"{path} must be a mapping of fields, got {type(d).__name__}: {d!r}")
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - set(fields))
+  if unknown:
+    raise ConfigError(f"unknown field(s) {', '.join(path + '.' + k for k in unknown)}; "
+                      f"valid fields of {path}: {', '.join(fields)}")
+  hints = typing.get_type_hints(cls)
+  kwargs = {}
+  for name, value in d.items():
+    kwargs[name] = _convert(hints[name], value, f"{path}.{name}")
+  return cls(**kwargs)
+
+
+def _convert(hint, value, path):
+  if dataclasses.is_dataclass(hint):
+    return _build(hint, value, path)
+  if hint is dict:
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{path} must be a mapping, got {type(value).__name__}: {value!r}")
+    return dict(value)
+  if hint is bool:
+    if not isinstance(value, bool):
+      raise ConfigError(f"{path} must be true or false, got {value!r}")
+    return value
+  if hint is int:
+    if isinstance(value, bool) or not isinstance(value, int):
+      if isinstance(value, float) and value.is_integer():
+        return int(value)
+      raise ConfigError(f"{path} must be an integer, got {type(value).__name__}: {value!r}")
+    return value
+  if hint is float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise ConfigError(f"{path} must be a number, got {type(value).__name__}: {value!r}")
+    return float(value)
+  if hint is str:
+    if not isinstance(value, str):
+      raise ConfigError(f"{path} must be a string, got {type(value).__name__}: {value!r}")
+    return value
+  origin = typing.get_origin(hint)
+  if origin in (typing.Union, types.UnionType):
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+      return None
+    inner = [a for a in args if a is not type(None)]
+    return _convert(inner[0], value, path)
+  return value
+
+
+def _check(ok: bool, path: str, message: str):
+  if not ok:
+    raise ConfigError(f"{path}: {message}")
+
+
+def _choice(value, valid, path):
+  _check(value in valid, path, f"unknown value {value!r}; valid values: {', '.join(valid)}")
+
+
+def validate(config: ExperimentConfig) -> None:
+  """Checks ranges and cross-field compatibility; raises ``ConfigError`` naming the field."""
+  import lengthgen.attention as attn  # local: keep config importable without jax work
+  import lengthgen.positional as pe
+  import lengthgen.tasks as tasks
+
+  _choice(config.task, list(tasks.TASKS), "config.task")
+  try:
+    task = tasks.get(config.task, **config.task_options)
+  except ValueError as e:
+    raise ConfigError(f"config.task_options: {e}") from None
+
+  m = config.model
+  _choice(m.kind, ["decoder", "encoder"], "config.model.kind")
+  _choice(m.positional, list(pe.ENCODINGS), "config.model.positional")
+  _choice(m.normalizer, list(attn.NORMALIZERS), "config.model.normalizer")
+  _choice(m.attention_implementation, list(attn.IMPLEMENTATIONS),
+          "config.model.attention_implementation")
+  _choice(m.dtype, ["float32", "bfloat16"], "config.model.dtype")
+  for name in ("num_layers", "width", "num_heads"):
+    _check(getattr(m, name) >= 1, f"config.model.{name}", f"must be >= 1, got {getattr(m, name)}")
+  _check(m.width % m.num_heads == 0, "config.model.width",
+         f"width {m.width} must be divisible by num_heads {m.num_heads}")
+  _check(m.mlp_ratio > 0, "config.model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}")
+  _check(0.0 <= m.dropout < 1.0, "config.model.dropout", f"must be in [0, 1), got {m.dropout}")
+  try:
+    encoding = pe.get(m.positional, **m.positional_options)
+  except ValueError as e:
+    raise ConfigError(f"config.model.positional_options: {e}") from None
+
+  t = config.train
+  for name in ("steps", "batch_size", "min_length", "max_length", "checkpoint_every",
+               "log_every", "keep_checkpoints"):
+    _check(getattr(t, name) >= 1, f"config.train.{name}", f"must be >= 1, got {getattr(t, name)}")
+  _check(t.min_length <= t.max_length, "config.train.min_length",
+         f"min_length {t.min_length} exceeds max_length {t.max_length}")
+  _check(t.learning_rate > 0, "config.train.learning_rate", f"must be > 0, got {t.learning_rate}")
+  _check(t.warmup_steps >= 0, "config.train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
+  _check(t.weight_decay >= 0, "config.train.weight_decay", f"must be >= 0, got {t.weight_decay}")
+  _check(t.grad_clip > 0, "config.train.grad_clip", f"must be > 0, got {t.grad_clip}")
+  _check(t.seed >= 0, "config.train.seed", f"must be >= 0, got {t.seed}")
+
+  e = config.eval
+  for name in ("min_length", "max_length", "num_examples", "batch_size", "bucket"):
+    _check(getattr(e, name) >= 1, f"config.eval.{name}", f"must be >= 1, got {getattr(e, name)}")
+  _check(e.min_length <= e.max_length, "config.eval.min_length",
+         f"min_length {e.min_length} exceeds max_length {e.max_length}")
+
+  # Incompatible choices: the longest sequence must fit what the encoding supports.
+  import numpy as np
+  longest = max(t.max_length, e.max_length)
+  try:
+    n = task.sample(np.random.default_rng(0), 1, longest).tokens.shape[1]
+  except ValueError as err:
+    raise ConfigError(f"config.eval.max_length / config.train.max_length: {err}") from None
+  limit = encoding.position_limit()
+  _check(limit is None or n <= limit, "config.model.positional_options",
+         f"{m.positional!r} supports positions below {limit}, but length {longest} of task "
+         f"{config.task!r} needs {n} positions; raise max_length or lower the lengths")

@@ -1,0 +1,38 @@
+"""Positional encodings, swappable by name, acting through three hooks (see ``base``).
+
+    import lengthgen.positional as pe
+    enc = pe.get("rope", base=10000.0, layout="half")
+    pe.alibi_slopes(12); pe.rope_inv_frequencies(64)
+"""
+
+from __future__ import annotations
+
+from lengthgen.positional.absolute import Learned, Sinusoidal, sinusoidal_table
+from lengthgen.positional.alibi import Alibi, alibi_slopes
+from lengthgen.positional.base import Encoding, NoPE, Rotation
+from lengthgen.positional.rope import Rope, apply_rope, rope_inv_frequencies, rotate
+
+ENCODINGS = {
+    "nope": NoPE,
+    "sinusoidal": Sinusoidal,
+    "learned": Learned,
+    "rope": Rope,
+    "alibi": Alibi,
+}
+
+
+def get(name: str, **options) -> Encoding:
+  """Builds the encoding ``name`` with ``options``; unknown names list the valid ones."""
+  if name not in ENCODINGS:
+    raise ValueError(
+        f"unknown positional encoding {name!r}; valid encodings: {', '.join(ENCODINGS)}")
+  try:
+    return ENCODINGS[name](**options)
+  except TypeError as e:
+    raise ValueError(f"positional encoding {name!r}: bad options {options}: {e}") from None
+
+
+__all__ = [
+    "ENCODINGS", "Encoding", "Rotation", "get", "alibi_slopes", "apply_rope",
+    "rope_inv_frequencies", "rotate", "sinusoidal_table",
+]

@@ -1,0 +1,110 @@
+"""Rotary position embeddings (Su et al. 2021, RoFormer).
+
+Each pair of channels (x_a, x_b) of q and k is rotated by the angle p * inv_freq[i] with
+inv_freq[i] = base^(-2i/d), so q.k depends on positions only through their difference.
+``layout="half"`` pairs channel i with i + d/2 (GPT-NeoX); ``"interleaved"`` pairs 2i with
+2i + 1 (GPT-J). ``fraction`` < 1 rotates only the first ``fraction * d`` channels (partial
+rotary; Kazemnejad et al. 2023 used 25%). Angles are always computed in float32: bfloat16
+positions or angles lose relative position at long lengths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lengthgen.positional.base import Encoding, Rotation
+
+LAYOUTS = ("half", "interleaved")
+
+
+def rope_inv_frequencies(head_dim: int, *, base: float = 10000.0) -> np.ndarray:
+  """inv_freq[i] = base^(-2i / head_dim) for i < head_dim // 2, float32."""
+  if head_dim % 2:
+    raise ValueError(f"RoPE needs an even number of rotated dims, got {head_dim}")
+  i = np.arange(head_dim // 2, dtype=np.float64)
+  return (base ** (-2.0 * i / head_dim)).astype(np.float32)
+
+
+def rope_angles(positions_BT: jax.Array, inv_freq_F: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """cos and sin of positions * inv_freq, float32 [B, T, F] (positions cast to float32)."""
+  angles = positions_BT.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq_F, jnp.float32)
+  return jnp.cos(angles), jnp.sin(angles)
+
+
+def rotate(x_BTHD: jax.Array, cos_BTF: jax.Array, sin_BTF: jax.Array, *,
+           layout: str = "half") -> jax.Array:
+  """Rotates the first 2F channels of x by the given angles; the rest pass through."""
+  if layout not in LAYOUTS:
+    raise ValueError(f"unknown RoPE layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+  f = cos_BTF.shape[-1]
+  d = x_BTHD.shape[-1]
+  if 2 * f > d:
+    raise ValueError(f"{f} rotary frequencies need at least {2 * f} head dims, got {d}")
+  xr = x_BTHD[..., :2 * f].astype(jnp.float32)
+  cos, sin = cos_BTF[:, :, None, :], sin_BTF[:, :, None, :]
+  if layout == "half":
+    x1, x2 = xr[..., :f], xr[..., f:]
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  else:
+    x1, x2 = xr[..., 0::2], xr[..., 1::2]
+    out = jnp.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).reshape(xr.shape)
+  out = out.astype(x_BTHD.dtype)
+  if 2 * f == d:
+    return out
+  return jnp.concatenate([out, x_BTHD[..., 2 * f:]], axis=-1)
+
+
+def apply_rope(x_BTHD: jax.Array, positions_BT: jax.Array, inv_freq: jax.Array, *,
+               layout: str = "half") -> jax.Array:
+  """Applies RoPE with explicit positions; angles in float32 whatever x's dtype."""
+  cos, sin = rope_angles(positions_BT, inv_freq)
+  return rotate(x_BTHD, cos, sin, layout=layout)
+
+
+def rotary_dims(head_dim: int, fraction: float) -> int:
+  """Number of rotated channels: fraction * head_dim rounded down to an even number (>= 2)."""
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"rotary fraction must be in (0, 1], got {fraction}")
+  return max(2, int(head_dim * fraction) // 2 * 2)
+
+
+class FixedRotary(nn.Module):
+  """Rotary angles from fixed inverse frequencies (no parameters)."""
+
+  inv_freq: tuple[float, ...]
+  layout: str = "half"
+  q_scale: float = 1.0
+
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+    del train
+    cos, sin = rope_angles(positions_BT, jnp.asarray(self.inv_freq, jnp.float32))
+    return Rotation(cos, sin, layout=self.layout, q_scale=self.q_scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rope(Encoding):
+  """RoPE (Su et al. 2021) with NeoX or GPT-J layout and optional partial rotary."""
+
+  base: float = 10000.0
+  layout: str = "half"
+  fraction: float = 1.0
+  name = "rope"
+
+  def __post_init__(self):
+    if self.layout not in LAYOUTS:
+      raise ValueError(f"rope: unknown layout {self.layout!r}; valid: {', '.join(LAYOUTS)}")
+    if not 0.0 < self.fraction <= 1.0:
+      raise ValueError(f"rope: fraction must be in (0, 1], got {self.fraction}")
+    if self.base <= 1.0:
+      raise ValueError(f"rope: base must be > 1, got {self.base}")
+
+  def inv_frequencies(self, head_dim: int) -> np.ndarray:
+    return rope_inv_frequencies(rotary_dims(head_dim, self.fraction), base=self.base)
+
+  def rotary(self, head_dim: int) -> nn.Module:
+    return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout)

@@ -1,0 +1,31 @@
+"""Algorithmic tasks behind one contract (see ``base``) and a registry.
+
+    task = tasks.get("copy", alphabet_size=16)
+    batch = task.sample(np.random.default_rng(0), batch_size=8, length=20)
+"""
+
+from __future__ import annotations
+
+from lengthgen.tasks.base import Batch, Task, concat_batches, pad_batch
+from lengthgen.tasks.copy import Copy
+from lengthgen.tasks.reverse import Reverse
+from lengthgen.tasks.sort import Sort
+
+TASKS = {
+    "copy": Copy,
+    "reverse": Reverse,
+    "sort": Sort,
+}
+
+
+def get(name: str, **options) -> Task:
+  """Builds the task ``name`` with ``options``; unknown names list the valid ones."""
+  if name not in TASKS:
+    raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+  try:
+    return TASKS[name](**options)
+  except TypeError as e:
+    raise ValueError(f"task {name!r}: bad options {options}: {e}") from None
+
+
+__all__ = ["TASKS", "Batch", "Task", "get", "concat_batches", "pad_batch"]
