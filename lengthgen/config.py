@@ -30,7 +30,14 @@ class ModelConfig:
   dropout: float = 0.0
   positional: str = "nope"         # a name of lengthgen.positional.ENCODINGS
   positional_options: dict = dataclasses.field(default_factory=dict)
+  positions: str = "default"       # position sampler: default (the encoding's own) |
+                                   # a name of lengthgen.positional.POSITION_SAMPLERS
+  positions_options: dict = dataclasses.field(default_factory=dict)
   normalizer: str = "softmax"      # a name of lengthgen.attention.NORMALIZERS
+  normalizer_options: dict = dataclasses.field(default_factory=dict)
+  length_temperature: bool = False  # softmax logits times a learned per-head scale * log n
+  window: int | None = None        # sliding-window attention (with global_tokens: Lambda mask)
+  global_tokens: int = 0
   attention_implementation: str = "auto"
   dtype: str = "float32"           # compute dtype: float32 | bfloat16
 

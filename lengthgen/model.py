@@ -45,9 +45,7 @@ class Block(nn.Module):
       bias_module = self.encoding.bias(c.num_heads, causal=c.causal)
       if bias_module is not None:
         bias = bias_module.clone(name="position_bias")(positions_BT, positions_BT, train=train)
-    h, weights = MultiHeadAttention(
-        c.num_heads, c.head_dim, causal=c.causal, normalizer=c.normalizer,
-        implementation=c.attention_implementation, dtype=dtype, name="attention")(
+    h, weights = MultiHeadAttention(c, name="attention")(
             nn.LayerNorm(dtype=dtype, name="ln_attention")(x_BTW), positions_BT=positions_BT,
             rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights)
     x_BTW = x_BTW + nn.Dropout(c.dropout, deterministic=not train)(h)

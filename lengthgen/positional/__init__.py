@@ -10,6 +10,7 @@ from __future__ import annotations
 from lengthgen.positional.absolute import Learned, Sinusoidal, sinusoidal_table
 from lengthgen.positional.alibi import Alibi, alibi_slopes
 from lengthgen.positional.base import Encoding, NoPE, Rotation
+from lengthgen.positional.sampling import POSITION_SAMPLERS, sample_positions
 from lengthgen.positional.rope import Rope, apply_rope, rope_inv_frequencies, rotate
 
 ENCODINGS = {
@@ -33,6 +34,6 @@ def get(name: str, **options) -> Encoding:
 
 
 __all__ = [
-    "ENCODINGS", "Encoding", "Rotation", "get", "alibi_slopes", "apply_rope",
+    "ENCODINGS", "POSITION_SAMPLERS", "Encoding", "sample_positions", "Rotation", "get", "alibi_slopes", "apply_rope",
     "rope_inv_frequencies", "rotate", "sinusoidal_table",
 ]

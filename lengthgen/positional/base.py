@@ -56,6 +56,7 @@ class Encoding:
   share_bias: bool = False
 
   name = "nope"
+  default_positions = "contiguous"   # the position sampler used when the config says "default"
 
   def embedding(self, width: int) -> nn.Module | None:
     del width

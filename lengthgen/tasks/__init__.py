@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from lengthgen.tasks.base import Batch, Task, concat_batches, pad_batch
+from lengthgen.tasks.chomsky import CHOMSKY_TASKS
 from lengthgen.tasks.copy import Copy
 from lengthgen.tasks.reverse import Reverse
 from lengthgen.tasks.sort import Sort
@@ -15,6 +16,7 @@ TASKS = {
     "copy": Copy,
     "reverse": Reverse,
     "sort": Sort,
+    **CHOMSKY_TASKS,
 }
 
 

@@ -47,6 +47,7 @@ class Task(Protocol):
   """What every task provides; see ``lengthgen.tasks.copy`` for a complete example."""
 
   name: str
+  kind: str          # "decoder" (causal, targets are next tokens) or "encoder" (blank slots)
   vocab: list[str]
 
   def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> Batch:

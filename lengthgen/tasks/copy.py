@@ -21,6 +21,7 @@ class SequenceTask:
 
   alphabet_size: int = 16
   name = "sequence"
+  kind = "decoder"   # decoder tasks: causal next-token layout; encoder tasks: "encoder"
 
   def __post_init__(self):
     if not isinstance(self.alphabet_size, int) or self.alphabet_size < 2:
