@@ -9,6 +9,7 @@ valid values when something is wrong. Library code only sees these frozen datacl
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from typing import Any, Mapping
@@ -40,6 +41,9 @@ class ModelConfig:
   global_tokens: int = 0
   attention_implementation: str = "auto"
   dtype: str = "float32"           # compute dtype: float32 | bfloat16
+
+  def __hash__(self):  # dict-valued options: hash the canonical JSON (jit static argument)
+    return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
 
   @property
   def causal(self) -> bool:
@@ -77,6 +81,7 @@ class EvalConfig:
   num_examples: int = 512
   batch_size: int = 256
   bucket: int = 32                 # sequences are padded to multiples of this (one compile each)
+  score_metric: str = "exact_match"  # exact_match | token_accuracy: what results.json's score averages
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +217,7 @@ def validate(config: ExperimentConfig) -> None:
   e = config.eval
   for name in ("min_length", "max_length", "num_examples", "batch_size", "bucket"):
     _check(getattr(e, name) >= 1, f"config.eval.{name}", f"must be >= 1, got {getattr(e, name)}")
+  _choice(e.score_metric, ["exact_match", "token_accuracy"], "config.eval.score_metric")
   _check(e.min_length <= e.max_length, "config.eval.min_length",
          f"min_length {e.min_length} exceeds max_length {e.max_length}")
 

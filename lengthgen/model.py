@@ -20,6 +20,11 @@ from lengthgen.config import ModelConfig
 from lengthgen.heads import VocabHead
 
 
+def _named(module: nn.Module, parent: nn.Module, name: str) -> nn.Module:
+  """Binds a hook's module to ``parent`` under a stable name (params land under it)."""
+  return module.clone(parent=parent, name=name)
+
+
 class Mlp(nn.Module):
   hidden: int
   dropout: float = 0.0
@@ -44,7 +49,8 @@ class Block(nn.Module):
     if bias is None and not self.encoding.share_bias:
       bias_module = self.encoding.bias(c.num_heads, causal=c.causal)
       if bias_module is not None:
-        bias = bias_module.clone(name="position_bias")(positions_BT, positions_BT, train=train)
+        bias = _named(bias_module, self, "position_bias")(positions_BT, positions_BT,
+                                                          train=train)
     h, weights = MultiHeadAttention(c, name="attention")(
             nn.LayerNorm(dtype=dtype, name="ln_attention")(x_BTW), positions_BT=positions_BT,
             rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights)
@@ -100,17 +106,20 @@ class Transformer(nn.Module):
                  name="embed")(tokens_BT)
     embedding = encoding.embedding(c.width)
     if embedding is not None:
-      x = x + embedding.clone(name="position_embedding")(positions_BT, train=train).astype(
+      x = x + _named(embedding, self, "position_embedding")(positions_BT, train=train).astype(
           x.dtype)
     x = nn.Dropout(c.dropout, deterministic=not train)(x).astype(dtype)
 
     rotary = encoding.rotary(c.head_dim)
-    rotation = None if rotary is None else rotary.clone(name="rotary")(positions_BT, train=train)
+    rotation = None
+    if rotary is not None:
+      rotation = _named(rotary, self, "rotary")(positions_BT, train=train)
     bias = None
     if encoding.share_bias:
       bias_module = encoding.bias(c.num_heads, causal=c.causal)
       if bias_module is not None:
-        bias = bias_module.clone(name="position_bias")(positions_BT, positions_BT, train=train)
+        bias = _named(bias_module, self, "position_bias")(positions_BT, positions_BT,
+                                                          train=train)
 
     all_weights = []
     for i in range(c.num_layers):

@@ -1,0 +1,34 @@
+# Two commands: `make demo` and `make test`. Each creates .venv (Python 3.12) when missing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# On the project's machines Python 3.12 comes from pyenv; elsewhere python3.12 is on PATH.
+PYTHON312 := $(shell if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -qx '3.12.1'; then echo 'env PYENV_VERSION=3.12.1 python3.12'; else echo python3.12; fi)
+WORKDIR ?= workdirs/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow test-gpu install clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,notebooks]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m experiments.train --config=experiments/configs/demo.py --workdir=$(WORKDIR)
+	@echo "Results: $(WORKDIR)/results.json and $(WORKDIR)/length_generalization.png"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+test-gpu: $(VENV)/.installed
+	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) workdirs

@@ -1,0 +1,41 @@
+"""Trains a model and measures its length generalization.
+
+    python -m experiments.train --config=experiments/configs/demo.py --workdir=/tmp/demo
+    python -m experiments.train --config=experiments/configs/demo.py:tiny --workdir=/tmp/t \
+        --config.model.positional=rope --config.train.steps=50
+
+Rerunning with the same --workdir resumes from its newest checkpoint. A workdir that holds
+a run with a different config is refused unless --overwrite is given.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from lengthgen import train
+from lengthgen.config import ConfigError, ExperimentConfig
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory that owns the run.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "Delete a previous run with a different config in --workdir.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save and restore at INFO
+  try:
+    config = ExperimentConfig.from_dict(_CONFIG.value)
+    train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
+  except (ConfigError, train.NonFiniteLoss) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,93 @@
+"""Length-generalization evaluation: per-length exact match and token accuracy.
+
+Every length in the evaluation range gets its own fixed set of examples (a function of
+(seed, length)); sequences are padded to multiples of ``config.eval.bucket`` and batches to
+``config.eval.batch_size``, so the evaluation compiles once per bucket, not once per length.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+from lengthgen import data, metrics
+from lengthgen.config import ExperimentConfig
+from lengthgen.tasks import Task, pad_batch
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def eval_step(params, inputs, *, model):
+  logits = model.apply({"params": params}, inputs["tokens"], inputs["positions"],
+                       lengths=inputs["lengths"], train=False)
+  return metrics.masked_accuracies(logits, inputs["targets"], inputs["loss_mask"])
+
+
+def evaluate_length(model, params, config: ExperimentConfig, task: Task, length: int) -> dict:
+  """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length."""
+  e = config.eval
+  rng = data.eval_rng(config.train.seed, length)
+  batch = task.sample(rng, e.num_examples, length)
+  batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
+  inputs = data.model_inputs(batch, config, task, rng, train=False)
+  n = e.num_examples
+  padded_n = data.round_up(n, e.batch_size)
+  inputs = {k: np.concatenate([v, np.zeros((padded_n - n,) + v.shape[1:], v.dtype)])
+            for k, v in inputs.items()}
+  correct = total = exact = 0
+  for i in range(0, padded_n, e.batch_size):
+    chunk = {k: v[i:i + e.batch_size] for k, v in inputs.items()}
+    out = jax.device_get(eval_step(params, chunk, model=model))
+    valid = slice(0, max(0, min(e.batch_size, n - i)))
+    correct += int(out["correct"][valid].sum())
+    total += int(out["total"][valid].sum())
+    exact += int(out["exact"][valid].sum())
+  return {"length": int(length), "exact_match": exact / n,
+          "token_accuracy": correct / max(total, 1), "num_examples": n}
+
+
+def evaluate(model, params, config: ExperimentConfig, task: Task) -> list[dict]:
+  """One row per length in [eval.min_length, eval.max_length]."""
+  return [evaluate_length(model, params, config, task, length)
+          for length in range(config.eval.min_length, config.eval.max_length + 1)]
+
+
+def summarize(rows: list[dict], config: ExperimentConfig) -> dict:
+  """Mean of the score metric in and beyond the training range (None where no length falls)."""
+  key = config.eval.score_metric
+  lo, hi = config.train.min_length, config.train.max_length
+  inside = [r[key] for r in rows if lo <= r["length"] <= hi]
+  beyond = [r[key] for r in rows if r["length"] > hi]
+  mean = lambda xs: float(np.mean(xs)) if xs else None
+  return {"metric": key, "in_distribution": mean(inside), "out_of_distribution": mean(beyond)}
+
+
+def results_record(rows: list[dict], config: ExperimentConfig, *, extra: dict | None = None):
+  """The ``results.json`` object (schema in DESIGN.md)."""
+  record = {
+      "task": config.task,
+      "positional": config.model.positional,
+      "normalizer": config.model.normalizer,
+      "model": config.model.kind,
+      "train_lengths": [config.train.min_length, config.train.max_length],
+      "steps": config.train.steps,
+      "seed": config.train.seed,
+      "eval": rows,
+      "score": summarize(rows, config),
+  }
+  record.update(extra or {})
+  return record
+
+
+def format_table(rows: list[dict], config: ExperimentConfig) -> str:
+  """A plain-text table of the per-length results, training range marked with '*'."""
+  lines = ["length  exact_match  token_accuracy"]
+  for r in rows:
+    mark = "*" if config.train.min_length <= r["length"] <= config.train.max_length else " "
+    lines.append(f"{r['length']:>5}{mark}  {r['exact_match']:>11.3f}  {r['token_accuracy']:>14.3f}")
+  s = summarize(rows, config)
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  lines.append(f"({'*'} = training length)  {s['metric']}: in-distribution "
+               f"{fmt(s['in_distribution'])}, beyond training {fmt(s['out_of_distribution'])}")
+  return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""Figures drawn from results.json: accuracy versus length with the training range shaded."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_length_generalization(results: dict | list[dict], path: str | None = None, *,
+                               labels: list[str] | None = None, ax=None):
+  """Exact match (solid) and token accuracy (dashed) versus length for one or more runs."""
+  runs = results if isinstance(results, list) else [results]
+  own = ax is None
+  if own:
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+  lo, hi = runs[0]["train_lengths"]
+  ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="training lengths")
+  for i, r in enumerate(runs):
+    lengths = [row["length"] for row in r["eval"]]
+    label = labels[i] if labels else f"{r['task']} / {r['positional']} / {r['normalizer']}"
+    (line,) = ax.plot(lengths, [row["exact_match"] for row in r["eval"]], "-", label=label)
+    ax.plot(lengths, [row["token_accuracy"] for row in r["eval"]], "--", color=line.get_color(),
+            alpha=0.6)
+  ax.set_xlabel("length")
+  ax.set_ylabel("exact match (solid), token accuracy (dashed)")
+  ax.set_ylim(-0.02, 1.02)
+  ax.legend(fontsize=8, loc="lower left")
+  if own:
+    fig.tight_layout()
+    if path:
+      fig.savefig(path, dpi=120)
+      plt.close(fig)
+  return ax

@@ -1,0 +1,213 @@
+"""Training: a pure jitted ``train_step`` and ``train_and_evaluate(config, workdir)``.
+
+The workdir owns the run (layout in DESIGN.md). Rerunning with the same workdir resumes from
+the newest good checkpoint; the data of step s is a function of (seed, s) and the dropout key
+is ``fold_in(key, s)``, so a resumed run ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import lengthgen.tasks as tasks_lib
+from lengthgen import data, evaluate, metrics, plotting
+from lengthgen.checkpointing import Checkpointer
+from lengthgen.config import ConfigError, ExperimentConfig, TrainConfig
+from lengthgen.model import Transformer
+
+
+class WorkdirConflict(ConfigError):
+  """The workdir holds a run with a different config."""
+
+
+class NonFiniteLoss(FloatingPointError):
+  """The training loss became NaN or Inf."""
+
+
+def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
+  """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping."""
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, t.learning_rate, warmup_steps=min(t.warmup_steps, t.steps),
+      decay_steps=max(t.steps, 1), end_value=0.0)
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  return optax.chain(
+      optax.clip_by_global_norm(t.grad_clip),
+      optax.adamw(schedule, weight_decay=t.weight_decay, mask=decay_mask))
+
+
+def build(config: ExperimentConfig):
+  """The task and the model of a config."""
+  task = tasks_lib.get(config.task, **config.task_options)
+  if getattr(task, "kind", "decoder") != config.model.kind:
+    raise ConfigError(f"config.model.kind: task {config.task!r} is a {task.kind} task, but "
+                      f"the model is a {config.model.kind}; set config.model.kind={task.kind!r}")
+  return task, Transformer(config.model, vocab_size=len(task.vocab))
+
+
+def init_state(model, tx, inputs, seed: int) -> dict:
+  params = model.init(jax.random.key(seed), inputs["tokens"][:1], inputs["positions"][:1])["params"]
+  return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+
+
+def loss_and_metrics(params, inputs, key, *, model, train: bool):
+  logits = model.apply({"params": params}, inputs["tokens"], inputs["positions"],
+                       lengths=inputs["lengths"], train=train, rngs={"dropout": key})
+  mask = inputs["loss_mask"]
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, inputs["targets"])
+  loss = jnp.sum(ce * mask) / jnp.maximum(mask.sum(), 1)
+  acc = metrics.masked_accuracies(logits, inputs["targets"], mask)
+  has_answer = acc["total"] > 0
+  return loss, {
+      "loss": loss,
+      "token_accuracy": acc["correct"].sum() / jnp.maximum(acc["total"].sum(), 1),
+      "exact_match": jnp.sum(acc["exact"]) / jnp.maximum(has_answer.sum(), 1),
+  }
+
+
+def train_step(state, inputs, key, *, model, tx):
+  """One optimizer step; pure. The dropout key is fold_in(key, step)."""
+  step_key = jax.random.fold_in(key, state["step"])
+  grad_fn = jax.value_and_grad(functools.partial(loss_and_metrics, model=model, train=True),
+                               has_aux=True)
+  (_, step_metrics), grads = grad_fn(state["params"], inputs, step_key)
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  step_metrics["grad_norm"] = optax.tree.norm(grads)
+  return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, step_metrics
+
+
+def prepare_workdir(config: ExperimentConfig, workdir: str, *, overwrite: bool = False) -> None:
+  """Creates the workdir, or checks that an existing one holds the same config.
+
+  Raises:
+    WorkdirConflict: the workdir's config.json differs (the message lists the differences),
+      unless ``overwrite``, which deletes the previous run's outputs first.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  new = json.loads(json.dumps(config.to_dict()))
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    if old != new:
+      if not overwrite:
+        diff = "\n".join(f"  {k}: {a!r} (in workdir) -> {b!r} (now)"
+                         for k, a, b in _diff(old, new))
+        raise WorkdirConflict(
+            f"workdir {workdir} holds a run with a different config:\n{diff}\n"
+            "Use another --workdir, or pass --overwrite to delete that run and start anew.")
+      for name in ("checkpoints", "metrics.jsonl", "results.json", "length_generalization.png"):
+        p = os.path.join(workdir, name)
+        if os.path.isdir(p):
+          shutil.rmtree(p)
+        elif os.path.exists(p):
+          os.remove(p)
+  with open(path, "w") as f:
+    json.dump(new, f, indent=2)
+
+
+def _diff(old, new, prefix=""):
+  keys = sorted(set(old) | set(new)) if isinstance(old, dict) and isinstance(new, dict) else None
+  if keys is None:
+    if old != new:
+      yield prefix, old, new
+    return
+  for k in keys:
+    yield from _diff(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}.{k}".lstrip("."))
+
+
+def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
+          until: int | None = None):
+  """Trains (or resumes) to ``config.train.steps``; returns (model, params, task).
+
+  ``until`` stops early after that many steps (checkpointing there), as a crash would, so a
+  later call resumes; the schedule still follows ``config.train.steps``.
+  """
+  t = config.train
+  if task is None or model is None:
+    task, model = build(config)
+  tx = make_optimizer(t)
+  first = data.training_inputs(config, task, 0)
+  state = init_state(model, tx, first, t.seed)
+  ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
+  restored = ckpt.restore_latest(state)
+  start = 0
+  if restored is not None:
+    start, state = restored
+    print(f"Resuming from checkpoint step {start} in {ckpt.directory}", flush=True)
+  log = metrics.MetricsLog(workdir, resume_step=start)
+  step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx), donate_argnums=0)
+  key = jax.random.key(t.seed + 1)
+  progress = metrics.Progress(t.steps, start, t.log_every)
+  last_good = start if restored is not None else None
+
+  def read(step, device_metrics):
+    """Fetches a step's metrics and stops the run if its loss is not finite."""
+    m = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+    if not math.isfinite(m["loss"]):
+      where = (f"the last good checkpoint is step {last_good} in {ckpt.directory}"
+               if last_good is not None else "no checkpoint was saved before it")
+      raise NonFiniteLoss(f"training loss is {m['loss']} at step {step}; stopping. {where}. "
+                          "Lower config.train.learning_rate or check the data.")
+    return m
+
+  pending = None  # (step, device metrics): read one step late so the device never waits
+  stop = t.steps if until is None else min(until, t.steps)
+  try:
+    for step in range(start, stop):
+      inputs = data.training_inputs(config, task, step)
+      state, step_metrics = step_fn(state, inputs, key)
+      done = step + 1
+      shown = None
+      if pending is not None:
+        shown = _log(log, pending[0], read(*pending), t)
+      pending = (done, step_metrics)
+      if done % t.checkpoint_every == 0 or done == stop:
+        shown = _log(log, done, read(*pending), t)  # never checkpoint a non-finite state
+        pending = None
+        ckpt.save(done, state)
+        last_good = done
+      progress.update(done, shown)
+  finally:
+    progress.close()
+    ckpt.close()
+  return model, state["params"], task
+
+
+def _log(log, step, m, t: TrainConfig):
+  """Writes the metrics of log steps; returns (step, metrics) if written, else None."""
+  if step % t.log_every == 0 or step == t.steps:
+    log.write(step, "train", **m)
+    return step, m
+  return None
+
+
+def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: bool = False,
+                       verbose: bool = True) -> dict:
+  """Trains, evaluates every length, writes results.json and the figure; returns the results."""
+  prepare_workdir(config, workdir, overwrite=overwrite)
+  task, model = build(config)
+  model, params, task = train(config, workdir, task=task, model=model)
+  rows = evaluate.evaluate(model, params, config, task)
+  results = evaluate.results_record(rows, config)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  metrics.MetricsLog(workdir, resume_step=config.train.steps).write(
+      config.train.steps, "eval", **results["score"])
+  plotting.plot_length_generalization(results, os.path.join(workdir, "length_generalization.png"))
+  if verbose:
+    print(evaluate.format_table(rows, config), flush=True)
+  return results
+
+
+__all__ = ["NonFiniteLoss", "WorkdirConflict", "build", "make_optimizer", "train",
+           "train_and_evaluate", "train_step"]

@@ -1,0 +1,93 @@
+"""End-to-end training: one run, resume equal to uninterrupted, workdir safety, NaN stop."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from lengthgen import data, train
+from conftest import tiny_config
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_end_to_end_writes_workdir(tmp_path):
+  config = tiny_config()
+  results = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  for name in ("config.json", "metrics.jsonl", "results.json", "length_generalization.png"):
+    assert (tmp_path / name).exists(), name
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  assert on_disk == json.loads(json.dumps(results))
+  assert [r["length"] for r in on_disk["eval"]] == list(range(1, 10))
+  for key in ("task", "positional", "normalizer", "model", "train_lengths", "steps", "seed",
+              "eval", "score"):
+    assert key in on_disk
+  assert set(on_disk["score"]) >= {"in_distribution", "out_of_distribution"}
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train_steps = [r["step"] for r in rows if r["split"] == "train"]
+  assert train_steps == sorted(train_steps) and train_steps[-1] == 12
+  assert all(np.isfinite(r["loss"]) for r in rows if r["split"] == "train")
+
+
+def test_one_step_reduces_loss_on_repeated_batch():
+  config = tiny_config()
+  task, model = train.build(config)
+  tx = train.make_optimizer(config.train)
+  inputs = data.training_inputs(config, task, 0)
+  state = train.init_state(model, tx, inputs, 0)
+  key = jax.random.key(0)
+  losses = []
+  step = jax.jit(lambda s, i: train.train_step(s, i, key, model=model, tx=tx))
+  for _ in range(8):
+    state, m = step(state, inputs)
+    losses.append(float(m["loss"]))
+  assert losses[-1] < losses[0]
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  config = tiny_config(model=dict(num_layers=2, width=32, num_heads=2, dropout=0.1))
+  _, full, _ = train.train(config, str(tmp_path / "full"))
+  train.prepare_workdir(config, str(tmp_path / "split"))
+  train.train(config, str(tmp_path / "split"), until=6)  # "crash" after step 6
+  _, resumed, _ = train.train(config, str(tmp_path / "split"))
+  for a, b in zip(_leaves(full), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_training_data_is_a_function_of_seed_and_step():
+  config = tiny_config()
+  task, _ = train.build(config)
+  a = data.training_inputs(config, task, 5)
+  b = data.training_inputs(config, task, 5)
+  c = data.training_inputs(config, task, 6)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  assert not np.array_equal(a["tokens"], c["tokens"])
+  lengths = (a["loss_mask"].sum(axis=1) - 1)  # answer tokens = source length (copy)
+  assert lengths.min() >= 1 and lengths.max() <= 6
+
+
+def test_workdir_with_other_config_is_refused(tmp_path):
+  train.prepare_workdir(tiny_config(), str(tmp_path))
+  other = tiny_config(model=dict(num_layers=2, width=32, num_heads=2, positional="rope"))
+  with pytest.raises(train.WorkdirConflict, match=r"model\.positional: 'nope' .* 'rope'"):
+    train.prepare_workdir(other, str(tmp_path))
+  (tmp_path / "metrics.jsonl").write_text("{}\n")
+  train.prepare_workdir(other, str(tmp_path), overwrite=True)
+  assert json.loads((tmp_path / "config.json").read_text())["model"]["positional"] == "rope"
+  assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):
+  config = tiny_config(train=dict(steps=12, batch_size=8, max_length=6, warmup_steps=0,
+                                  learning_rate=1e30, checkpoint_every=1, log_every=1))
+  train.prepare_workdir(config, str(tmp_path))
+  with pytest.raises(train.NonFiniteLoss, match=r"at step \d+; stopping\. (the last good "
+                     r"checkpoint is step \d+|no checkpoint was saved)"):
+    train.train(config, str(tmp_path))
