@@ -39,17 +39,33 @@ class Checkpointer:
     self._manager.wait_until_finished()
 
   def restore_latest(self, abstract_state: Any) -> tuple[int, Any] | None:
-    """The newest restorable (step, state), or None if there is no usable checkpoint."""
-    for step in reversed(self.all_steps()):
-      try:
-        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-        return step, state
-      except Exception as e:  # noqa: BLE001 -- any failure means this checkpoint is unusable
-        warnings.warn(
-            f"skipping checkpoint step {step} in {self.directory}: it could not be restored "
-            f"({type(e).__name__}: {str(e)[:200]}); trying the previous one",
-            CheckpointWarning, stacklevel=2)
-    return None
+    """The newest restorable (step, state), or None if there is no usable checkpoint.
+
+    An unrestorable checkpoint is moved aside to ``<step>.corrupt`` (kept for inspection,
+    never deleted) so that training can save that step again.
+    """
+    skipped = False
+    try:
+      for step in reversed(self.all_steps()):
+        try:
+          state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+          return step, state
+        except Exception as e:  # noqa: BLE001 -- any failure means this checkpoint is unusable
+          path = os.path.join(self.directory, str(step))
+          aside = f"{path}.corrupt"
+          n = 1
+          while os.path.exists(aside):
+            aside, n = f"{path}.corrupt{n}", n + 1
+          os.rename(path, aside)
+          skipped = True
+          warnings.warn(
+              f"skipping checkpoint step {step} in {self.directory}: it could not be restored "
+              f"({type(e).__name__}: {str(e)[:200]}); moved it to {aside} and trying the "
+              "previous one", CheckpointWarning, stacklevel=2)
+      return None
+    finally:
+      if skipped:
+        self._manager.reload()
 
   def close(self) -> None:
     self._manager.close()

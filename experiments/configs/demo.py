@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ml_collections
 
+PRESETS = ["", "tiny", "rope"]  # every preset; tests build each one
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
