@@ -5,7 +5,8 @@
         --config.model.positional=rope --config.train.steps=50
 
 Rerunning with the same --workdir resumes from its newest checkpoint. A workdir that holds
-a run with a different config is refused unless --overwrite is given.
+a run with a different config is refused unless --overwrite (delete it) or --new_run (keep it
+under WORKDIR/previous_runs/) is given.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory that owns the run.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Delete a previous run with a different config in --workdir.")
+_NEW_RUN = flags.DEFINE_bool("new_run", False,
+                             "Keep a previous run with a different config in --workdir under "
+                             "previous_runs/ and start a new one.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -31,7 +35,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save and restore at INFO
   try:
     config = ExperimentConfig.from_dict(_CONFIG.value)
-    train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value)
+    train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
+                             new_run=_NEW_RUN.value)
   except (ConfigError, train.NonFiniteLoss) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

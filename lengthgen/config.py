@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any, Mapping
+
+
+MAX_LENGTH = 2**20  # the largest problem size a config may ask for
 
 
 class ConfigError(ValueError):
@@ -81,6 +85,7 @@ class EvalConfig:
   num_examples: int = 512
   batch_size: int = 256
   bucket: int = 32                 # sequences are padded to multiples of this (one compile each)
+  max_batch_tokens: int = 262144   # long lengths: fewer examples per batch (memory ~ batch * length)
   score_metric: str = "exact_match"  # exact_match | token_accuracy: what results.json's score averages
 
 
@@ -146,8 +151,8 @@ def _convert(hint, value, path):
       raise ConfigError(f"{path} must be an integer, got {type(value).__name__}: {value!r}")
     return value
   if hint is float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-      raise ConfigError(f"{path} must be a number, got {type(value).__name__}: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+      raise ConfigError(f"{path} must be a finite number, got {type(value).__name__}: {value!r}")
     return float(value)
   if hint is str:
     if not isinstance(value, str):
@@ -215,11 +220,16 @@ def validate(config: ExperimentConfig) -> None:
   _check(t.seed >= 0, "config.train.seed", f"must be >= 0, got {t.seed}")
 
   e = config.eval
-  for name in ("min_length", "max_length", "num_examples", "batch_size", "bucket"):
+  for name in ("min_length", "max_length", "num_examples", "batch_size", "bucket",
+               "max_batch_tokens"):
     _check(getattr(e, name) >= 1, f"config.eval.{name}", f"must be >= 1, got {getattr(e, name)}")
   _choice(e.score_metric, ["exact_match", "token_accuracy"], "config.eval.score_metric")
   _check(e.min_length <= e.max_length, "config.eval.min_length",
          f"min_length {e.min_length} exceeds max_length {e.max_length}")
+
+  for path, value in (("config.train.max_length", t.max_length),
+                      ("config.eval.max_length", e.max_length)):
+    _check(value <= MAX_LENGTH, path, f"must be at most {MAX_LENGTH} (problem size), got {value}")
 
   # Incompatible choices: the longest sequence must fit what the encoding supports.
   import numpy as np

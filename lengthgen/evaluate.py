@@ -24,6 +24,16 @@ def eval_step(params, inputs, *, model):
   return metrics.masked_accuracies(logits, inputs["targets"], inputs["loss_mask"])
 
 
+def eval_batch_size(config: ExperimentConfig, padded_length: int) -> int:
+  """Examples per evaluation batch: ``eval.batch_size``, halved until the batch holds at most
+  ``eval.max_batch_tokens`` tokens (powers of two of the batch size keep compiles few)."""
+  e = config.eval
+  size = e.batch_size
+  while size > 1 and size * padded_length > e.max_batch_tokens:
+    size = -(-size // 2)
+  return size
+
+
 def evaluate_length(model, params, config: ExperimentConfig, task: Task, length: int) -> dict:
   """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length."""
   e = config.eval
@@ -32,14 +42,15 @@ def evaluate_length(model, params, config: ExperimentConfig, task: Task, length:
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
   inputs = data.model_inputs(batch, config, task, rng, train=False)
   n = e.num_examples
-  padded_n = data.round_up(n, e.batch_size)
+  size = eval_batch_size(config, batch.tokens.shape[1])
+  padded_n = data.round_up(n, size)
   inputs = {k: np.concatenate([v, np.zeros((padded_n - n,) + v.shape[1:], v.dtype)])
             for k, v in inputs.items()}
   correct = total = exact = 0
-  for i in range(0, padded_n, e.batch_size):
-    chunk = {k: v[i:i + e.batch_size] for k, v in inputs.items()}
+  for i in range(0, padded_n, size):
+    chunk = {k: v[i:i + size] for k, v in inputs.items()}
     out = jax.device_get(eval_step(params, chunk, model=model))
-    valid = slice(0, max(0, min(e.batch_size, n - i)))
+    valid = slice(0, max(0, min(size, n - i)))
     correct += int(out["correct"][valid].sum())
     total += int(out["total"][valid].sum())
     exact += int(out["exact"][valid].sum())

@@ -85,13 +85,21 @@ def train_step(state, inputs, key, *, model, tx):
   return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, step_metrics
 
 
-def prepare_workdir(config: ExperimentConfig, workdir: str, *, overwrite: bool = False) -> None:
+_RUN_OUTPUTS = ("config.json", "checkpoints", "metrics.jsonl", "results.json",
+                "length_generalization.png")
+
+
+def prepare_workdir(config: ExperimentConfig, workdir: str, *, overwrite: bool = False,
+                    new_run: bool = False) -> None:
   """Creates the workdir, or checks that an existing one holds the same config.
 
   Raises:
     WorkdirConflict: the workdir's config.json differs (the message lists the differences),
-      unless ``overwrite``, which deletes the previous run's outputs first.
+      unless ``overwrite`` (delete the previous run's outputs) or ``new_run`` (move them to
+      ``WORKDIR/previous_runs/<n>/`` and start afresh; nothing is lost).
   """
+  if overwrite and new_run:
+    raise ConfigError("choose one of --overwrite and --new_run, not both")
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "config.json")
   new = json.loads(json.dumps(config.to_dict()))
@@ -99,17 +107,29 @@ def prepare_workdir(config: ExperimentConfig, workdir: str, *, overwrite: bool =
     with open(path) as f:
       old = json.load(f)
     if old != new:
-      if not overwrite:
+      if not (overwrite or new_run):
         diff = "\n".join(f"  {k}: {a!r} (in workdir) -> {b!r} (now)"
                          for k, a, b in _diff(old, new))
         raise WorkdirConflict(
             f"workdir {workdir} holds a run with a different config:\n{diff}\n"
-            "Use another --workdir, or pass --overwrite to delete that run and start anew.")
-      for name in ("checkpoints", "metrics.jsonl", "results.json", "length_generalization.png"):
+            "Use another --workdir, --new_run to keep that run under previous_runs/ and start "
+            "a new one here, or --overwrite to delete it.")
+      archive = None
+      if new_run:
+        n = 1
+        while os.path.exists(os.path.join(workdir, "previous_runs", str(n))):
+          n += 1
+        archive = os.path.join(workdir, "previous_runs", str(n))
+        os.makedirs(archive)
+      for name in _RUN_OUTPUTS:
         p = os.path.join(workdir, name)
-        if os.path.isdir(p):
+        if not os.path.exists(p):
+          continue
+        if archive is not None:
+          shutil.move(p, os.path.join(archive, name))
+        elif os.path.isdir(p):
           shutil.rmtree(p)
-        elif os.path.exists(p):
+        else:
           os.remove(p)
   with open(path, "w") as f:
     json.dump(new, f, indent=2)
@@ -192,9 +212,9 @@ def _log(log, step, m, t: TrainConfig):
 
 
 def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: bool = False,
-                       verbose: bool = True) -> dict:
+                       new_run: bool = False, verbose: bool = True) -> dict:
   """Trains, evaluates every length, writes results.json and the figure; returns the results."""
-  prepare_workdir(config, workdir, overwrite=overwrite)
+  prepare_workdir(config, workdir, overwrite=overwrite, new_run=new_run)
   task, model = build(config)
   model, params, task = train(config, workdir, task=task, model=model)
   rows = evaluate.evaluate(model, params, config, task)

@@ -79,6 +79,12 @@ def test_workdir_with_other_config_is_refused(tmp_path):
   with pytest.raises(train.WorkdirConflict, match=r"model\.positional: 'nope' .* 'rope'"):
     train.prepare_workdir(other, str(tmp_path))
   (tmp_path / "metrics.jsonl").write_text("{}\n")
+  third = tiny_config(model=dict(num_layers=2, width=32, num_heads=2, positional="alibi"))
+  train.prepare_workdir(third, str(tmp_path), new_run=True)  # keeps the old run aside
+  kept = tmp_path / "previous_runs" / "1"
+  assert json.loads((kept / "config.json").read_text())["model"]["positional"] == "nope"
+  assert (kept / "metrics.jsonl").read_text() == "{}\n"
+  (tmp_path / "metrics.jsonl").write_text("{}\n")
   train.prepare_workdir(other, str(tmp_path), overwrite=True)
   assert json.loads((tmp_path / "config.json").read_text())["model"]["positional"] == "rope"
   assert not (tmp_path / "metrics.jsonl").exists()
