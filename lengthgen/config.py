@@ -74,6 +74,7 @@ class TrainConfig:
   checkpoint_every: int = 500
   log_every: int = 100
   keep_checkpoints: int = 3
+  init_from: str | None = None     # fine-tune: start from the params of this parent workdir
 
 
 @dataclasses.dataclass(frozen=True)

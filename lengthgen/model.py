@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import lengthgen.positional as pe
 from lengthgen.attention.layer import MultiHeadAttention
@@ -99,8 +100,12 @@ class Transformer(nn.Module):
     if positions_BT is None:
       positions_BT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
     encoding = self.encoding
-    if not isinstance(positions_BT, jax.core.Tracer):
-      encoding.check_positions(int(jnp.max(positions_BT)))
+    try:  # concrete positions are checked here; traced ones by config validation
+      max_position = int(np.max(np.asarray(positions_BT)))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+      max_position = None
+    if max_position is not None:
+      encoding.check_positions(max_position)
 
     x = nn.Embed(self.vocab_size, c.width, embedding_init=nn.initializers.normal(0.02),
                  name="embed")(tokens_BT)

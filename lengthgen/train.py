@@ -145,6 +145,39 @@ def _diff(old, new, prefix=""):
     yield from _diff(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}.{k}".lstrip("."))
 
 
+def parent_params(parent_workdir: str, like_params):
+  """The parameters of a parent run's newest checkpoint, for fine-tuning.
+
+  The parent's own config (its config.json) rebuilds its state so orbax can restore it; the
+  parameter tree must match this run's model (the same architecture; encodings and lengths
+  may differ where they own no parameters).
+  """
+  path = os.path.join(parent_workdir, "config.json")
+  if not os.path.exists(path):
+    raise ConfigError(f"config.train.init_from: {parent_workdir} is not a workdir "
+                      "(no config.json)")
+  with open(path) as f:
+    parent = ExperimentConfig.from_dict(json.load(f))
+  task, model = build(parent)
+  tx = make_optimizer(parent.train)
+  abstract = jax.eval_shape(lambda: init_state(model, tx, data.training_inputs(parent, task, 0),
+                                               parent.train.seed))
+  restored = Checkpointer(parent_workdir).restore_latest(abstract)
+  if restored is None:
+    raise ConfigError(f"config.train.init_from: {parent_workdir} has no usable checkpoint")
+  params = restored[1]["params"]
+  want = jax.tree.map(lambda x: (x.shape, str(x.dtype)), like_params)
+  got = jax.tree.map(lambda x: (x.shape, str(x.dtype)), params)
+  if want != got:
+    diff = [f"  {'/'.join(str(getattr(k, 'key', k)) for k in kp)}"
+            for kp, _ in jax.tree_util.tree_flatten_with_path(want)[0]]
+    raise ConfigError(
+        f"config.train.init_from: the parameters of {parent_workdir} do not match this model "
+        f"(parent: {parent.model.positional}, {parent.model.num_layers} layers, width "
+        f"{parent.model.width}); this model expects:\n" + "\n".join(diff[:20]))
+  return params
+
+
 def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
           until: int | None = None):
   """Trains (or resumes) to ``config.train.steps``; returns (model, params, task).
@@ -164,6 +197,9 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
   if restored is not None:
     start, state = restored
     print(f"Resuming from checkpoint step {start} in {ckpt.directory}", flush=True)
+  elif t.init_from:
+    state = {**state, "params": parent_params(t.init_from, state["params"])}
+    print(f"Fine-tuning from the parameters of {t.init_from}", flush=True)
   log = metrics.MetricsLog(workdir, resume_step=start)
   step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx), donate_argnums=0)
   key = jax.random.key(t.seed + 1)

@@ -97,3 +97,22 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):
   with pytest.raises(train.NonFiniteLoss, match=r"at step \d+; stopping\. (the last good "
                      r"checkpoint is step \d+|no checkpoint was saved)"):
     train.train(config, str(tmp_path))
+
+
+def test_fine_tune_starts_from_parent_params(tmp_path):
+  parent = tiny_config(train=dict(steps=8, batch_size=8, max_length=6, checkpoint_every=4,
+                                  log_every=4))
+  train.prepare_workdir(parent, str(tmp_path / "parent"))
+  _, parent_params, _ = train.train(parent, str(tmp_path / "parent"))
+  child = tiny_config(train=dict(steps=3, batch_size=8, max_length=8, checkpoint_every=4,
+                                 log_every=1, init_from=str(tmp_path / "parent")),
+                      eval=dict(max_length=12, num_examples=8, batch_size=8, bucket=16))
+  train.prepare_workdir(child, str(tmp_path / "child"))
+  _, params, _ = train.train(child, str(tmp_path / "child"), until=0)
+  for a, b in zip(jax.tree.leaves(parent_params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  wide = tiny_config(model=dict(num_layers=2, width=64, num_heads=2),
+                     train=dict(init_from=str(tmp_path / "parent")))
+  train.prepare_workdir(wide, str(tmp_path / "wide"))
+  with pytest.raises(ValueError, match="do not match this model"):
+    train.train(wide, str(tmp_path / "wide"))
