@@ -44,6 +44,7 @@ class ModelConfig:
   window: int | None = None        # sliding-window attention (with global_tokens: Lambda mask)
   global_tokens: int = 0
   attention_implementation: str = "auto"
+  head: str = "vocab"              # output head: vocab | pointer (lengthgen.heads.HEADS)
   dtype: str = "float32"           # compute dtype: float32 | bfloat16
 
   def __hash__(self):  # dict-valued options: hash the canonical JSON (jit static argument)
@@ -106,6 +107,33 @@ class ExperimentConfig:
     config = _build(cls, _plain(d), "config")
     validate(config)
     return config
+
+
+def default_config_dict():
+  """Every field with its default, as an ``ml_collections.ConfigDict`` for config files.
+
+  Config files start from this and change what they need, so every field can be overridden
+  on the command line (``--config.model.window=64``); optional fields are typed placeholders.
+  """
+  import ml_collections
+  from ml_collections import config_dict
+
+  def convert(cls, instance):
+    out = ml_collections.ConfigDict()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+      value = getattr(instance, f.name)
+      hint = hints[f.name]
+      if dataclasses.is_dataclass(hint):
+        out[f.name] = convert(hint, value)
+      elif value is None:
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[f.name] = config_dict.placeholder(inner[0] if inner else object)
+      else:
+        out[f.name] = value
+    return out
+
+  return convert(ExperimentConfig, ExperimentConfig())
 
 
 def _plain(value):
@@ -197,6 +225,8 @@ def validate(config: ExperimentConfig) -> None:
   _choice(m.attention_implementation, list(attn.IMPLEMENTATIONS),
           "config.model.attention_implementation")
   _choice(m.dtype, ["float32", "bfloat16"], "config.model.dtype")
+  from lengthgen.heads import HEADS
+  _choice(m.head, list(HEADS), "config.model.head")
   for name in ("num_layers", "width", "num_heads"):
     _check(getattr(m, name) >= 1, f"config.model.{name}", f"must be >= 1, got {getattr(m, name)}")
   _check(m.width % m.num_heads == 0, "config.model.width",

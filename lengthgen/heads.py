@@ -1,4 +1,13 @@
-"""Output heads: map the trunk's final hidden states to per-position logits."""
+"""Output heads: map the trunk's final hidden states to per-position vocabulary logits.
+
+* ``vocab``: a linear readout over the vocabulary.
+* ``pointer`` (Vinyals et al. 2015, Pointer Networks): scores the visible input positions
+  instead of vocabulary entries, so an answer that is an input token is produced by pointing
+  at it, whatever the length. Position scores are pooled per token id
+  (p(v) ∝ Σ_{j: token_j = v} exp(s_tj)) and mixed with a vocabulary readout for tokens that
+  cannot be pointed at (separator, end of sequence): p(v) ∝ Σ_j ... + exp(g_v). The loss and
+  the metrics stay in vocabulary space.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +22,51 @@ class VocabHead(nn.Module):
   """A linear readout over the vocabulary (untied from the input embedding)."""
 
   vocab_size: int
+  causal: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, h_BTW: jax.Array) -> jax.Array:
+  def __call__(self, h_BTW: jax.Array, *, tokens_BT=None, lengths=None) -> jax.Array:
+    del tokens_BT, lengths
     return nn.Dense(self.vocab_size, dtype=self.dtype, name="logits")(h_BTW).astype(jnp.float32)
 
 
-HEADS = {"vocab": VocabHead}
+def pointer_logits(scores_BTS: jax.Array, tokens_BS: jax.Array, visible_BTS: jax.Array,
+                   vocab_size: int) -> jax.Array:
+  """log Σ_{s visible, token_s = v} exp(score_ts), float32 [B, T, V] (-inf where no such s)."""
+  scores = jnp.where(visible_BTS, scores_BTS.astype(jnp.float32), -jnp.inf)
+  row_max = jnp.max(scores, axis=-1, keepdims=True)
+  row_max = jnp.where(jnp.isfinite(row_max), row_max, 0.0)
+  weights = jnp.exp(scores - jax.lax.stop_gradient(row_max))
+  one_hot = jax.nn.one_hot(tokens_BS, vocab_size, dtype=jnp.float32)
+  pooled = jnp.einsum("bts,bsv->btv", weights, one_hot)
+  safe = jnp.where(pooled > 0, pooled, 1.0)
+  return jnp.where(pooled > 0, jnp.log(safe) + row_max, -jnp.inf)
+
+
+class PointerHead(nn.Module):
+  """Points at visible input positions; a vocabulary readout covers the remaining tokens."""
+
+  vocab_size: int
+  causal: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, h_BTW: jax.Array, *, tokens_BT=None, lengths=None) -> jax.Array:
+    if tokens_BT is None:
+      raise ValueError("the pointer head needs the input tokens")
+    b, t, w = h_BTW.shape
+    q = nn.Dense(w, dtype=self.dtype, name="query")(h_BTW).astype(jnp.float32)
+    k = nn.Dense(w, dtype=self.dtype, name="key")(h_BTW).astype(jnp.float32)
+    scores = jnp.einsum("btw,bsw->bts", q, k) * w ** -0.5
+    visible = jnp.ones((b, t, t), dtype=bool)
+    if self.causal:
+      visible = visible & jnp.tril(jnp.ones((t, t), dtype=bool))[None]
+    if lengths is not None:
+      visible = visible & (jnp.arange(t)[None, None, :] < jnp.asarray(lengths)[:, None, None])
+    point = pointer_logits(scores, tokens_BT, visible, self.vocab_size)
+    generate = nn.Dense(self.vocab_size, dtype=self.dtype, name="logits")(h_BTW)
+    return jnp.logaddexp(point, generate.astype(jnp.float32))
+
+
+HEADS = {"vocab": VocabHead, "pointer": PointerHead}

@@ -18,7 +18,7 @@ import numpy as np
 import lengthgen.positional as pe
 from lengthgen.attention.layer import MultiHeadAttention
 from lengthgen.config import ModelConfig
-from lengthgen.heads import VocabHead
+from lengthgen.heads import HEADS
 
 
 def _named(module: nn.Module, parent: nn.Module, name: str) -> nn.Module:
@@ -133,7 +133,8 @@ class Transformer(nn.Module):
           train=train, return_weights=return_attention)
       all_weights.append(w)
     x = nn.LayerNorm(dtype=dtype, name="ln_final")(x)
-    logits = VocabHead(self.vocab_size, dtype, name="head")(x)
+    logits = HEADS[c.head](self.vocab_size, c.causal, dtype, name="head")(
+        x, tokens_BT=tokens_BT, lengths=lengths)
     if return_attention:
       return logits, jnp.stack(all_weights)
     return logits

@@ -88,3 +88,30 @@ def test_bfloat16_compute_runs():
   params = model.init(jax.random.key(0), tokens)["params"]
   out = model.apply({"params": params}, tokens)
   assert out.dtype == jnp.float32 and np.isfinite(np.asarray(out)).all()
+
+
+def test_pointer_logits_pool_scores_by_token():
+  from lengthgen.heads import pointer_logits
+  scores = jnp.asarray([[[1.0, 2.0, 3.0]]])            # one query, three positions
+  tokens = jnp.asarray([[4, 5, 4]])
+  visible = jnp.asarray([[[True, True, False]]])       # the third position is hidden
+  out = np.asarray(pointer_logits(scores, tokens, visible, vocab_size=6))[0, 0]
+  np.testing.assert_allclose(out[4], 1.0, rtol=1e-6)   # only position 0 holds a visible 4
+  np.testing.assert_allclose(out[5], 2.0, rtol=1e-6)
+  assert np.isneginf(out[[0, 1, 2, 3]]).all()
+  both = np.asarray(pointer_logits(scores, tokens, jnp.ones_like(visible), 6))[0, 0]
+  np.testing.assert_allclose(both[4], np.logaddexp(1.0, 3.0), rtol=1e-6)
+
+
+def test_pointer_head_is_causal_and_points_at_inputs():
+  config = ModelConfig(num_layers=1, width=32, num_heads=4, head="pointer")
+  model = Transformer(config, vocab_size=11)
+  t = 6
+  tokens = jnp.ones((1, t), jnp.int32)
+  params = model.init(jax.random.key(0), tokens)["params"]
+  assert set(params["head"]) == {"query", "key", "logits"}
+  for query in range(t):
+    g = jax.grad(lambda d: _apply_with_input_delta(model, params, tokens, d)[0, query].sum())(
+        jnp.zeros((1, t, 32)))
+    seen = np.abs(np.asarray(g)).sum(axis=-1)[0] > 0
+    assert not seen[query + 1:].any()

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import ml_collections
 
+from lengthgen.config import default_config_dict
+
 PRESETS = ["", "tiny", "rope"]  # every preset; tests build each one
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
+  c = default_config_dict()
   c.task = "copy"
   c.task_options = {"alphabet_size": 16}
-  c.model = dict(kind="decoder", num_layers=4, width=128, num_heads=4, mlp_ratio=4.0,
-                 dropout=0.0, positional="nope", positional_options={}, positions="default",
-                 positions_options={}, normalizer="softmax", normalizer_options={},
-                 length_temperature=False, window=None, global_tokens=0,
-                 attention_implementation="auto", dtype="float32")
-  c.train = dict(steps=1500, batch_size=64, learning_rate=1e-3, warmup_steps=100,
+  c.model.update(kind="decoder", num_layers=4, width=128, num_heads=4, mlp_ratio=4.0,
+                 positional="nope", normalizer="softmax")
+  c.train.update(steps=1500, batch_size=64, learning_rate=1e-3, warmup_steps=100,
                  weight_decay=0.01, grad_clip=1.0, min_length=1, max_length=10, seed=0,
-                 checkpoint_every=500, log_every=250, keep_checkpoints=3)
-  c.eval = dict(min_length=1, max_length=30, num_examples=256, batch_size=256, bucket=32,
-                score_metric="exact_match")
+                 checkpoint_every=500, log_every=250)
+  c.eval.update(min_length=1, max_length=30, num_examples=256, batch_size=256, bucket=32)
   presets = [p for p in arg.split(",") if p]
   for preset in presets:
     if preset == "tiny":
