@@ -227,6 +227,11 @@ def validate(config: ExperimentConfig) -> None:
   _choice(m.dtype, ["float32", "bfloat16"], "config.model.dtype")
   from lengthgen.heads import HEADS
   _choice(m.head, list(HEADS), "config.model.head")
+  from lengthgen.attention.layer import validate_attention_config
+  try:
+    validate_attention_config(m)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   for name in ("num_layers", "width", "num_heads"):
     _check(getattr(m, name) >= 1, f"config.model.{name}", f"must be >= 1, got {getattr(m, name)}")
   _check(m.width % m.num_heads == 0, "config.model.width",

@@ -2,37 +2,61 @@
 
     import lengthgen.attention as attn
     out = attn.dot_product_attention(q, k, v, causal=True, bias=attn.AlibiBias(slopes))
+
+Implementations: ``xla`` (the reference: dense, defines the semantics), ``xla_blockwise``
+(the same math one query block at a time: O(T * block) memory), ``pallas`` and ``interpret``
+(the Pallas kernels of ``lengthgen.kernels``, on hardware or in interpret mode; an
+unsupported variant is an error, never a silent fallback) and ``auto``: the kernel where the
+platform (GPU/TPU) supports the variant, otherwise the reference, blockwise once T * S exceeds
+``BLOCKWISE_THRESHOLD``.
 """
 
 from __future__ import annotations
 
 import jax
 
-from lengthgen.attention import reference
-from lengthgen.attention.bias import AlibiBias, materialize
+from lengthgen.attention import blockwise, reference
+from lengthgen.attention.bias import AlibiBias, RelativeBias, materialize
 from lengthgen.attention.masks import make_mask
+from lengthgen.attention.normalizers import NORMALIZERS as _NORMALIZER_FNS
 
-NORMALIZERS = ("softmax",)
-IMPLEMENTATIONS = ("auto", "xla")
+NORMALIZERS = tuple(_NORMALIZER_FNS)
+IMPLEMENTATIONS = ("auto", "xla", "xla_blockwise", "pallas", "interpret")
+BLOCKWISE_THRESHOLD = 2048 * 2048  # T * S above which "auto" uses the blockwise reference
+
+
+def _kernel(options, *, interpret: bool):
+  try:
+    from lengthgen import kernels
+  except ImportError as e:
+    raise ValueError(f"implementation {'interpret' if interpret else 'pallas'!r} needs "
+                     f"lengthgen.kernels, which could not be imported: {e}") from None
+  ok, reason = kernels.supports(**options)
+  return kernels, ok, reason
 
 
 def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causal=True,
                           window=None, global_tokens=0, bias=None, q_positions=None,
                           k_positions=None, scale=None, implementation="auto", lengths=None,
-                          return_weights=False):
+                          return_weights=False, ssmax_scale=None, length_scale=None,
+                          reweight_power=15.0, block_size=512):
   """Multi-head attention with length-generalization variants.
 
   Args:
     q_BTHD, k_BSHD, v_BSHD: queries, keys, values (same head count and head dim).
-    normalizer: how scores become weights; one of ``NORMALIZERS``.
+    normalizer: one of ``NORMALIZERS`` (see ``lengthgen.attention.normalizers``).
     causal: query i sees keys j <= i (queries aligned to the end of the keys).
     window, global_tokens: sliding window; with global tokens, LM-Infinite's Lambda mask.
-    bias: None, a bias spec (``AlibiBias``) or a dense [B|1, H, T, S] array.
+    bias: None, ``AlibiBias``, ``RelativeBias`` or a dense [B|1, H, T, S] array.
     q_positions, k_positions: [B, T] / [B, S] positions used by bias specs.
-    scale: score scale, default 1/sqrt(D).
-    implementation: "auto" or "xla" (the reference).
+    scale: score scale for the softmax family, default 1/sqrt(D).
+    implementation: one of ``IMPLEMENTATIONS``.
     lengths: [B] valid keys per example (right padding is masked).
-    return_weights: also return the attention weights [B, H, T, S] (reference only).
+    return_weights: also return the weights [B, H, T, S] (dense reference only).
+    ssmax_scale: [H] learned s of ``ssmax``.
+    length_scale: [H] learned a of softmax's length-dependent temperature (1 + a log n).
+    reweight_power: p of ``softplus_reweight``.
+    block_size: query block of the blockwise reference.
 
   Returns:
     [B, T, H, D] in q's dtype, or (output, weights) with ``return_weights``.
@@ -47,11 +71,35 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causa
       or q_BTHD.shape[2:] != k_BSHD.shape[2:]:
     raise ValueError(f"expected q [B,T,H,D] and k, v [B,S,H,D]; got q {q_BTHD.shape}, "
                      f"k {k_BSHD.shape}, v {v_BSHD.shape}")
-  return reference.attention(q_BTHD, k_BSHD, v_BSHD, causal=causal, window=window,
-                             global_tokens=global_tokens, bias=bias, q_positions=q_positions,
-                             k_positions=k_positions, scale=scale, lengths=lengths,
-                             return_weights=return_weights)
+  options = dict(normalizer=normalizer, causal=causal, window=window,
+                 global_tokens=global_tokens, bias=bias, q_positions=q_positions,
+                 k_positions=k_positions, scale=scale, lengths=lengths,
+                 ssmax_scale=ssmax_scale, length_scale=length_scale,
+                 reweight_power=reweight_power)
+  t, s = q_BTHD.shape[1], k_BSHD.shape[1]
+  if implementation in ("pallas", "interpret"):
+    if return_weights:
+      raise ValueError("the Pallas kernels do not return attention weights; use 'xla'")
+    kernels, ok, reason = _kernel(options, interpret=implementation == "interpret")
+    if not ok:
+      raise ValueError(f"implementation {implementation!r} does not support this variant: "
+                       f"{reason}")
+    return kernels.flash_attention(q_BTHD, k_BSHD, v_BSHD,
+                                   interpret=implementation == "interpret", **options)
+  if implementation == "auto" and not return_weights and jax.default_backend() in ("gpu", "tpu"):
+    try:
+      kernels, ok, _ = _kernel(options, interpret=False)
+    except ValueError:
+      ok = False
+    if ok:
+      return kernels.flash_attention(q_BTHD, k_BSHD, v_BSHD, interpret=False, **options)
+  blockwise_wanted = implementation == "xla_blockwise" or (
+      implementation == "auto" and not return_weights and t * s > BLOCKWISE_THRESHOLD)
+  if blockwise_wanted:
+    return blockwise.blockwise_attention(q_BTHD, k_BSHD, v_BSHD, block_size=block_size,
+                                         return_weights=return_weights, **options)
+  return reference.attention(q_BTHD, k_BSHD, v_BSHD, return_weights=return_weights, **options)
 
 
-__all__ = ["AlibiBias", "IMPLEMENTATIONS", "NORMALIZERS", "dot_product_attention",
-           "make_mask", "materialize"]
+__all__ = ["AlibiBias", "BLOCKWISE_THRESHOLD", "IMPLEMENTATIONS", "NORMALIZERS",
+           "RelativeBias", "dot_product_attention", "make_mask", "materialize"]

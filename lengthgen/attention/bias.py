@@ -45,3 +45,32 @@ def materialize(bias, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> j
   if bias.ndim != 4:
     raise ValueError(f"a dense attention bias must be [B|1, H, T, S], got shape {bias.shape}")
   return bias.astype(jnp.float32)
+
+
+@flax.struct.dataclass
+class RelativeBias:
+  """T5 relative position bias: a learned per-head value for each distance bucket.
+
+  Attributes:
+    table_HK: [H, num_buckets] learned bias per head and bucket.
+    bidirectional: buckets distinguish keys before and after the query (encoder).
+    num_buckets, max_distance: the bucket function's parameters (T5: 32, 128).
+  """
+
+  table_HK: jax.Array
+  bidirectional: bool = flax.struct.field(pytree_node=False, default=False)
+  num_buckets: int = flax.struct.field(pytree_node=False, default=32)
+  max_distance: int = flax.struct.field(pytree_node=False, default=128)
+
+  def buckets(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
+    from lengthgen.positional.t5 import t5_relative_position_bucket  # see module docstring
+    rel = k_positions_BS[:, None, :] - q_positions_BT[:, :, None]
+    return t5_relative_position_bucket(rel, bidirectional=self.bidirectional,
+                                       num_buckets=self.num_buckets,
+                                       max_distance=self.max_distance)
+
+  def dense(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
+    """Materializes the bias, float32 [B, H, T, S]."""
+    bucket_BTS = self.buckets(q_positions_BT, k_positions_BS)
+    table = jnp.asarray(self.table_HK, jnp.float32)
+    return jnp.moveaxis(table.T[bucket_BTS], -1, 1)

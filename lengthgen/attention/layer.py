@@ -10,6 +10,36 @@ from lengthgen.attention import dot_product_attention
 from lengthgen.config import ModelConfig
 
 
+SSMAX_INIT = 0.43  # s * log n = 1 at n ~ 10: sharpening grows from there with length
+
+# normalizer_options each normalizer accepts (validated at start-up).
+NORMALIZER_OPTIONS = {"softmax": (), "ssmax": ("init",), "softplus": (),
+                      "softplus_reweight": ("power",)}
+
+
+def validate_attention_config(c: ModelConfig) -> None:
+  """Raises ``ValueError`` naming the config field for an invalid attention setup."""
+  allowed = NORMALIZER_OPTIONS.get(c.normalizer, ())
+  unknown = sorted(set(c.normalizer_options) - set(allowed))
+  if unknown:
+    raise ValueError(f"config.model.normalizer_options: unknown option(s) {unknown} for "
+                     f"normalizer {c.normalizer!r}; valid options: {list(allowed) or 'none'}")
+  power = c.normalizer_options.get("power", 15.0)
+  if not isinstance(power, (int, float)) or isinstance(power, bool) or power <= 0:
+    raise ValueError(f"config.model.normalizer_options.power must be a positive number, "
+                     f"got {power!r}")
+  if c.window is not None and c.window < 1:
+    raise ValueError(f"config.model.window must be a positive integer or None, got {c.window}")
+  if c.global_tokens < 0:
+    raise ValueError(f"config.model.global_tokens must be >= 0, got {c.global_tokens}")
+  if c.global_tokens and c.window is None:
+    raise ValueError("config.model.global_tokens needs config.model.window (the Lambda mask "
+                     "is a local window plus global tokens)")
+  if c.length_temperature and c.normalizer != "softmax":
+    raise ValueError("config.model.length_temperature applies to the softmax normalizer only; "
+                     f"got normalizer {c.normalizer!r}")
+
+
 class MultiHeadAttention(nn.Module):
   """Self-attention whose position information arrives as a ``Rotation`` and a bias spec.
 
@@ -30,11 +60,19 @@ class MultiHeadAttention(nn.Module):
     if rotation is not None:
       q = rotation.apply(q, is_query=True)
       k = rotation.apply(k, is_query=False)
+    options = dict(c.normalizer_options)
+    ssmax_scale = length_scale = None
+    if c.normalizer == "ssmax":
+      init = options.pop("init", SSMAX_INIT)
+      ssmax_scale = self.param("ssmax_scale", nn.initializers.constant(init), (c.num_heads,))
+    if c.length_temperature:
+      length_scale = self.param("length_scale", nn.initializers.zeros, (c.num_heads,))
     out = dot_product_attention(
         q, k, v, normalizer=c.normalizer, causal=c.causal, window=c.window,
         global_tokens=c.global_tokens, bias=bias, q_positions=positions_BT,
         k_positions=positions_BT, lengths=lengths, implementation=c.attention_implementation,
-        return_weights=return_weights)
+        return_weights=return_weights, ssmax_scale=ssmax_scale, length_scale=length_scale,
+        reweight_power=float(options.pop("power", 15.0)))
     weights = None
     if return_weights:
       out, weights = out

@@ -10,17 +10,20 @@ import jax
 import jax.numpy as jnp
 
 
-def default_positions(b: int, t: int, s: int, q_positions=None, k_positions=None):
-  """Explicit positions, defaulting to 0..S-1 for keys and the last T of them for queries."""
+def default_positions(b: int, t: int, s: int, q_positions=None, k_positions=None, *,
+                      q_start: int | None = None):
+  """Explicit positions, defaulting to 0..S-1 for keys and the T from ``q_start`` for queries."""
+  q_start = s - t if q_start is None else q_start
   if k_positions is None:
     k_positions = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
   if q_positions is None:
-    q_positions = jnp.broadcast_to(jnp.arange(s - t, s, dtype=jnp.int32), (b, t))
+    q_positions = jnp.broadcast_to(q_start + jnp.arange(t, dtype=jnp.int32), (b, t))
   return jnp.asarray(q_positions), jnp.asarray(k_positions)
 
 
 def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
-              global_tokens: int = 0, lengths: jax.Array | None = None) -> jax.Array:
+              global_tokens: int = 0, lengths: jax.Array | None = None,
+              q_start: int | jax.Array | None = None) -> jax.Array:
   """Boolean mask [B|1, 1, T, S].
 
   Args:
@@ -29,15 +32,17 @@ def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
       with ``global_tokens`` > 0 this is LM-Infinite's Lambda mask.
     global_tokens: the first keys, always visible (subject to causality).
     lengths: [B] number of valid keys per example (padding at the end is hidden).
+    q_start: key index of the first query (default S - T: queries end with the keys).
   """
-  qi = jnp.arange(s - t, s)[:, None]
+  q_start = s - t if q_start is None else q_start
+  qi = q_start + jnp.arange(t)[:, None]
   kj = jnp.arange(s)[None, :]
   mask = jnp.ones((t, s), dtype=bool)
   if causal:
     mask = kj <= qi
   if window is not None:
-    if window < 1:
-      raise ValueError(f"window must be a positive integer, got {window}")
+    if not isinstance(window, int) or window < 1:
+      raise ValueError(f"window must be a positive integer, got {window!r}")
     local = jnp.abs(qi - kj) < window
     if global_tokens:
       local = local | (kj < global_tokens)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from lengthgen.positional.absolute import Learned, Sinusoidal, sinusoidal_table
 from lengthgen.positional.alibi import Alibi, alibi_slopes
 from lengthgen.positional.base import Encoding, NoPE, Rotation
+from lengthgen.positional.t5 import T5, t5_relative_position_bucket
 from lengthgen.positional.sampling import POSITION_SAMPLERS, sample_positions
 from lengthgen.positional.rope import Rope, apply_rope, rope_inv_frequencies, rotate
 
@@ -17,6 +18,7 @@ ENCODINGS = {
     "nope": NoPE,
     "sinusoidal": Sinusoidal,
     "learned": Learned,
+    "t5": T5,
     "rope": Rope,
     "alibi": Alibi,
 }
@@ -35,5 +37,5 @@ def get(name: str, **options) -> Encoding:
 
 __all__ = [
     "ENCODINGS", "POSITION_SAMPLERS", "Encoding", "sample_positions", "Rotation", "get", "alibi_slopes", "apply_rope",
-    "rope_inv_frequencies", "rotate", "sinusoidal_table",
+    "rope_inv_frequencies", "rotate", "sinusoidal_table", "t5_relative_position_bucket",
 ]

@@ -1,0 +1,97 @@
+"""Memory-efficient reference attention: the exact reference, one block of queries at a time.
+
+The forward pass evaluates ``reference.attention`` on blocks of ``block_size`` queries
+against all keys, so peak memory is O(block_size * S) instead of O(T * S). A custom VJP
+recomputes each block in the backward pass (nothing of size T * S is saved), accumulating the
+gradients of k, v, the bias spec (a T5 table, ALiBi slopes, a dense bias) and the normalizer
+parameters. Every normalizer, mask and bias of the reference is supported, with identical
+semantics, because each block *is* the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from lengthgen.attention import masks, reference
+
+
+def _is_dense(bias) -> bool:
+  return bias is not None and not hasattr(bias, "dense")
+
+
+def _block(i, q_blk, k, v, params, ints, static):
+  options = dict(static)
+  block_size = options.pop("block_size")
+  q_start = options.pop("q_start")
+  bias, ssmax_scale, length_scale = params
+  q_positions, k_positions, lengths = ints
+  start = i * block_size
+  if _is_dense(bias):
+    bias = jax.lax.dynamic_slice_in_dim(bias, start, block_size, axis=2)
+  q_pos = jax.lax.dynamic_slice_in_dim(q_positions, start, block_size, axis=1)
+  return reference.attention(q_blk, k, v, q_start=q_start + start, q_positions=q_pos,
+                             k_positions=k_positions, lengths=lengths, bias=bias,
+                             ssmax_scale=ssmax_scale, length_scale=length_scale, **options)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _blockwise(static, q_blocks, k, v, params, ints):
+  n = q_blocks.shape[0]
+  return jax.lax.map(lambda i: _block(i, q_blocks[i], k, v, params, ints, static),
+                     jnp.arange(n))
+
+
+def _fwd(static, q_blocks, k, v, params, ints):
+  return _blockwise(static, q_blocks, k, v, params, ints), (q_blocks, k, v, params, ints)
+
+
+def _bwd(static, residuals, g_blocks):
+  q_blocks, k, v, params, ints = residuals
+
+  def body(carry, i):
+    dk, dv, dparams = carry
+    f = lambda qb, kk, vv, pp: _block(i, qb, kk, vv, pp, ints, static)
+    _, vjp = jax.vjp(f, q_blocks[i], k, v, params)
+    dq_i, dk_i, dv_i, dp_i = vjp(g_blocks[i])
+    dparams = jax.tree.map(jnp.add, dparams, dp_i)
+    return (dk + dk_i, dv + dv_i, dparams), dq_i
+
+  zeros = (jnp.zeros_like(k), jnp.zeros_like(v), jax.tree.map(jnp.zeros_like, params))
+  (dk, dv, dparams), dq = jax.lax.scan(body, zeros, jnp.arange(q_blocks.shape[0]))
+  return dq, dk, dv, dparams, jax.tree.map(lambda _: None, ints)
+
+
+_blockwise.defvjp(_fwd, _bwd)
+
+
+def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=None,
+                        q_positions=None, k_positions=None, lengths=None, ssmax_scale=None,
+                        length_scale=None, **options):
+  """Same result as ``reference.attention`` (same options) in O(block_size * S) memory."""
+  if options.pop("return_weights", False):
+    raise ValueError("the blockwise implementation does not return attention weights; "
+                     "use implementation='xla' for attention maps")
+  b, t, h, d = q_BTHD.shape
+  s = k_BSHD.shape[1]
+  q_start = options.pop("q_start", None)
+  q_start = s - t if q_start is None else q_start
+  q_positions, k_positions = masks.default_positions(b, t, s, q_positions, k_positions,
+                                                     q_start=q_start)
+  block = max(1, min(block_size, t))
+  n = -(-t // block)
+  pad = n * block - t
+  q_pad = jnp.pad(q_BTHD, ((0, 0), (0, pad), (0, 0), (0, 0)))
+  q_blocks = jnp.moveaxis(q_pad.reshape(b, n, block, h, d), 1, 0)
+  q_positions = jnp.pad(jnp.asarray(q_positions), ((0, 0), (0, pad)), mode="edge")
+  if _is_dense(bias):
+    bias = jnp.asarray(bias, jnp.float32)
+    bias = jnp.pad(bias, ((0, 0), (0, 0), (0, pad), (0, 0)))
+  static = tuple(sorted({**options, "block_size": block, "q_start": q_start}.items()))
+  out = _blockwise(static, q_blocks, k_BSHD, v_BSHD, (bias, ssmax_scale, length_scale),
+                   (q_positions, jnp.asarray(k_positions),
+                    None if lengths is None else jnp.asarray(lengths)))
+  out = jnp.moveaxis(out, 0, 1).reshape(b, n * block, h, d)
+  return out[:, :t]

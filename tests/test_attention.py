@@ -1,0 +1,217 @@
+"""Reference attention against independent float64 numpy math: every normalizer, mask, bias."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lengthgen.attention as attn
+import lengthgen.positional as pe
+
+B, T, H, D = 2, 11, 3, 8
+
+
+def np_attention(q, k, v, *, normalizer, causal=True, window=None, global_tokens=0,
+                 bias=None, lengths=None, ssmax_scale=None, length_scale=None, power=15.0):
+  """Loops over rows in float64, written from the papers' definitions."""
+  b, t, h, d = q.shape
+  s = k.shape[1]
+  out = np.zeros((b, t, h, d))
+  for bi in range(b):
+    for hi in range(h):
+      for i in range(t):
+        qi = s - t + i
+        vis = np.ones(s, bool)
+        j = np.arange(s)
+        if causal:
+          vis &= j <= qi
+        if window is not None:
+          vis &= (np.abs(qi - j) < window) | (j < global_tokens)
+        if lengths is not None:
+          vis &= j < lengths[bi]
+        n = vis.sum()
+        if n == 0:
+          continue
+        bias_row = 0.0 if bias is None else bias[bi, hi, i]
+        if normalizer in ("softplus", "softplus_reweight"):
+          qn = q[bi, i, hi] / np.linalg.norm(q[bi, i, hi])
+          kn = k[bi, :, hi] / np.linalg.norm(k[bi, :, hi], axis=-1, keepdims=True)
+          z = math.log(d) * math.log(n) * (kn @ qn) + bias_row
+          a = np.log1p(np.exp(z)) * vis
+          w = a / a.sum()
+          if normalizer == "softplus_reweight":
+            o = 0.0 if qi < 3 else 1.0
+            r = np.maximum(n * w - o, 0.0) ** power * vis
+            w = r / r.sum() if r.sum() > 0 else w
+        else:
+          logits = (k[bi, :, hi] @ q[bi, i, hi]) / math.sqrt(d) + bias_row
+          if normalizer == "ssmax":
+            logits = logits * ssmax_scale[hi] * math.log(n)
+          if length_scale is not None:
+            logits = logits * (1 + length_scale[hi] * math.log(n))
+          logits = np.where(vis, logits, -np.inf)
+          e = np.exp(logits - logits.max())
+          w = e / e.sum()
+        out[bi, i, hi] = w @ v[bi, :, hi]
+  return out
+
+
+def _qkv(seed=0, t=T, s=None, scale=1.0):
+  s = t if s is None else s
+  r = np.random.default_rng(seed)
+  return (r.normal(size=(B, t, H, D)) * scale, r.normal(size=(B, s, H, D)) * scale,
+          r.normal(size=(B, s, H, D)))
+
+
+NORMALIZERS = ["softmax", "ssmax", "softplus", "softplus_reweight"]
+MASKS = [dict(causal=True), dict(causal=False), dict(causal=True, window=4),
+         dict(causal=True, window=3, global_tokens=2), dict(causal=False, window=3),
+         dict(causal=True, lengths=np.asarray([11, 7])),
+         dict(causal=False, lengths=np.asarray([5, 11]))]
+
+
+@pytest.mark.parametrize("implementation", ["xla", "xla_blockwise"])
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+@pytest.mark.parametrize("mask", MASKS, ids=lambda m: "-".join(f"{k}{v}" for k, v in m.items()
+                                                               if k != "lengths") + (
+                                                                   "-ragged" if "lengths" in m else ""))
+def test_values_match_float64_math(implementation, normalizer, mask):
+  q, k, v = _qkv()
+  extra = {"ssmax_scale": np.asarray([0.3, 0.5, 1.2])} if normalizer == "ssmax" else {}
+  want = np_attention(q, k, v, normalizer=normalizer, **mask, **extra)
+  got = attn.dot_product_attention(jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32),
+                                   jnp.asarray(v, jnp.float32), normalizer=normalizer,
+                                   implementation=implementation, block_size=4, **mask,
+                                   **{k_: jnp.asarray(v_) for k_, v_ in extra.items()})
+  np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)
+
+
+def _bias_specs():
+  slopes = pe.alibi_slopes(H)
+  table = np.random.default_rng(3).normal(size=(H, 32))
+  pos = np.arange(T)
+  rel = pos[None, :] - pos[:, None]
+  alibi = slopes[:, None, None] * rel[None]
+  buckets = np.asarray(pe.t5_relative_position_bucket(rel, bidirectional=False))
+  t5 = table[:, buckets]
+  dense = np.random.default_rng(4).normal(size=(1, H, T, T))
+  return [("alibi", attn.AlibiBias(jnp.asarray(slopes)), np.broadcast_to(alibi, (B, H, T, T))),
+          ("t5", attn.RelativeBias(jnp.asarray(table, jnp.float32)),
+           np.broadcast_to(t5, (B, H, T, T))),
+          ("dense", jnp.asarray(dense, jnp.float32), np.broadcast_to(dense, (B, H, T, T)))]
+
+
+@pytest.mark.parametrize("implementation", ["xla", "xla_blockwise"])
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+@pytest.mark.parametrize("spec", _bias_specs(), ids=lambda s: s[0])
+def test_bias_specs_match_float64_math(implementation, normalizer, spec):
+  _, bias, dense = spec
+  q, k, v = _qkv(1)
+  extra = {"ssmax_scale": np.asarray([0.3, 0.5, 1.2])} if normalizer == "ssmax" else {}
+  want = np_attention(q, k, v, normalizer=normalizer, bias=dense, **extra)
+  got = attn.dot_product_attention(jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32),
+                                   jnp.asarray(v, jnp.float32), normalizer=normalizer,
+                                   bias=bias, implementation=implementation, block_size=4,
+                                   **{k_: jnp.asarray(v_) for k_, v_ in extra.items()})
+  np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)
+
+
+def test_length_temperature_matches_float64_math():
+  q, k, v = _qkv(2)
+  a = np.asarray([0.0, 0.5, 2.0])
+  want = np_attention(q, k, v, normalizer="softmax", length_scale=a)
+  got = attn.dot_product_attention(*(jnp.asarray(x, jnp.float32) for x in (q, k, v)),
+                                   length_scale=jnp.asarray(a))
+  np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)
+
+
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+@pytest.mark.parametrize("bias_kind", ["none", "t5", "alibi"])
+def test_gradients_match_float64(normalizer, bias_kind):
+  """Gradients of q, k, v (and the T5 table) against float64 JAX autodiff of the same math."""
+  q, k, v = _qkv(5)
+  table = np.random.default_rng(6).normal(size=(H, 32))
+  lengths = np.asarray([11, 8])
+
+  def loss(q, k, v, table, implementation):
+    bias = {"none": None, "t5": attn.RelativeBias(table),
+            "alibi": attn.AlibiBias(jnp.asarray(pe.alibi_slopes(H), table.dtype))}[bias_kind]
+    extra = {"ssmax_scale": jnp.asarray([0.3, 0.5, 1.2], q.dtype)} if normalizer == "ssmax" else {}
+    out = attn.dot_product_attention(q, k, v, normalizer=normalizer, bias=bias,
+                                     lengths=jnp.asarray(lengths), window=6,
+                                     implementation=implementation, block_size=4, **extra)
+    return jnp.sum(jnp.sin(out) * jnp.arange(out.size, dtype=out.dtype).reshape(out.shape) / out.size)
+
+  with jax.enable_x64(True):
+    want = jax.grad(loss, argnums=(0, 1, 2, 3))(*(jnp.asarray(x, jnp.float64) for x in
+                                                  (q, k, v, table)), "xla")
+  for implementation in ("xla", "xla_blockwise"):
+    got = jax.grad(loss, argnums=(0, 1, 2, 3))(*(jnp.asarray(x, jnp.float32) for x in
+                                                 (q, k, v, table)), implementation)
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=2e-4, rtol=2e-3)
+  if bias_kind == "t5":
+    assert np.abs(np.asarray(got[3])).sum() > 0, "the T5 table gets a gradient"
+
+
+def _weights(normalizer, t=9, **kw):
+  q, k, _ = _qkv(7, t=t)
+  _, w = attn.dot_product_attention(jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32),
+                                    jnp.asarray(k, jnp.float32), normalizer=normalizer,
+                                    implementation="xla", return_weights=True, **kw)
+  return np.asarray(w)
+
+
+def test_lssa_rows_sum_to_one_and_first_row_is_one_hot():
+  w = _weights("softplus")
+  np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(w[:, :, 0, 0], 1.0)
+  assert (w[:, :, 0, 1:] == 0).all()
+  assert (np.triu(w[0, 0], 1) == 0).all(), "masked by multiplication: no weight on the future"
+
+
+def test_lssar_zeroes_every_entry_at_or_below_uniform_weight():
+  a = _weights("softplus", t=12)
+  r = _weights("softplus_reweight", t=12)
+  n = np.arange(1, 13)[None, None, :, None]
+  below = (a <= 1.0 / n) & (np.arange(12)[None, None, :, None] >= 3)
+  assert below.any()
+  assert (r[below] == 0).all()
+  np.testing.assert_allclose(r.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_ssmax_is_not_a_no_op_nor_a_row_shift():
+  q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(8))
+  soft = attn.dot_product_attention(q, k, v)
+  ss = attn.dot_product_attention(q, k, v, normalizer="ssmax", ssmax_scale=jnp.ones(H))
+  assert np.abs(np.asarray(soft - ss)).max() > 1e-2
+  # A per-row constant shift (the "exp(x - s log n)" misreading) leaves softmax unchanged.
+  shifted = attn.dot_product_attention(q, k, v, bias=jnp.full((1, H, T, T), -3.0))
+  np.testing.assert_allclose(np.asarray(shifted), np.asarray(soft), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("normalizer", NORMALIZERS)
+def test_finite_at_16k_tokens(normalizer, dtype):
+  t = 16384
+  r = jax.random.split(jax.random.key(0), 3)
+  q, k, v = (jax.random.normal(x, (1, t, 1, 8), dtype) * 4 for x in r)
+  extra = {"ssmax_scale": jnp.ones(1)} if normalizer == "ssmax" else {}
+  out = attn.dot_product_attention(q, k, v, normalizer=normalizer, implementation="auto",
+                                   block_size=2048, **extra)
+  assert out.shape == (1, t, 1, 8) and out.dtype == dtype
+  assert np.isfinite(np.asarray(out, np.float32)).all()
+
+
+def test_unsupported_requests_are_errors():
+  q = jnp.ones((1, 4, 1, 8))
+  with pytest.raises(ValueError, match="does not return attention weights"):
+    attn.dot_product_attention(q, q, q, implementation="xla_blockwise", return_weights=True)
+  with pytest.raises(ValueError, match="needs ssmax_scale"):
+    attn.dot_product_attention(q, q, q, normalizer="ssmax")
+  with pytest.raises(ValueError, match="global_tokens needs a window"):
+    attn.dot_product_attention(q, q, q, global_tokens=2)
