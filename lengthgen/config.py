@@ -274,6 +274,14 @@ def validate(config: ExperimentConfig) -> None:
     n = task.sample(np.random.default_rng(0), 1, longest).tokens.shape[1]
   except ValueError as err:
     raise ConfigError(f"config.eval.max_length / config.train.max_length: {err}") from None
+  sampler = encoding.default_positions if m.positions == "default" else m.positions
+  _choice(sampler, list(pe.POSITION_SAMPLERS), "config.model.positions")
+  try:
+    pe.sample_positions(sampler, np.ones((1, n), np.int32), np.random.default_rng(0),
+                        train=True, vocab=task.vocab, **m.positions_options)
+  except (ValueError, TypeError) as err:
+    raise ConfigError(f"config.model.positions_options: position sampler {sampler!r} cannot "
+                      f"produce positions for the longest sequence ({n} tokens): {err}") from None
   limit = encoding.position_limit()
   _check(limit is None or n <= limit, "config.model.positional_options",
          f"{m.positional!r} supports positions below {limit}, but length {longest} of task "

@@ -10,6 +10,11 @@ from __future__ import annotations
 from lengthgen.positional.absolute import Learned, Sinusoidal, sinusoidal_table
 from lengthgen.positional.alibi import Alibi, alibi_slopes
 from lengthgen.positional.base import Encoding, NoPE, Rotation
+from lengthgen.positional.abacus import Abacus, abacus_positions
+from lengthgen.positional.clex import Clex
+from lengthgen.positional.fire import Fire
+from lengthgen.positional.rope_scaled import (RopeNTK, RopePI, RopeYaRN, ntk_scaled_base,
+                                              yarn_attention_factor, yarn_inv_frequencies)
 from lengthgen.positional.t5 import T5, t5_relative_position_bucket
 from lengthgen.positional.sampling import POSITION_SAMPLERS, sample_positions
 from lengthgen.positional.rope import Rope, apply_rope, rope_inv_frequencies, rotate
@@ -19,8 +24,14 @@ ENCODINGS = {
     "sinusoidal": Sinusoidal,
     "learned": Learned,
     "t5": T5,
-    "rope": Rope,
     "alibi": Alibi,
+    "fire": Fire,
+    "rope": Rope,
+    "rope_pi": RopePI,
+    "rope_ntk": RopeNTK,
+    "rope_yarn": RopeYaRN,
+    "clex": Clex,
+    "abacus": Abacus,
 }
 
 
@@ -38,4 +49,5 @@ def get(name: str, **options) -> Encoding:
 __all__ = [
     "ENCODINGS", "POSITION_SAMPLERS", "Encoding", "sample_positions", "Rotation", "get", "alibi_slopes", "apply_rope",
     "rope_inv_frequencies", "rotate", "sinusoidal_table", "t5_relative_position_bucket",
+    "abacus_positions", "ntk_scaled_base", "yarn_attention_factor", "yarn_inv_frequencies",
 ]

@@ -33,18 +33,19 @@ class Rotation:
   Attributes:
     cos_BTF, sin_BTF: float32 [B, T, F] with F = rotary_dim // 2 frequencies.
     layout: "half" (GPT-NeoX: dims i and i + F pair up) or "interleaved" (GPT-J: 2i, 2i+1).
-    q_scale: factor applied to q after rotation (YaRN's attention factor; 1.0 otherwise).
+    q_scale: factor applied to q after rotation (YaRN's attention factor, CLEX's log-length
+      scaling; a float or a scalar array; 1.0 otherwise).
   """
 
   cos_BTF: jax.Array
   sin_BTF: jax.Array
   layout: str = flax.struct.field(pytree_node=False, default="half")
-  q_scale: float = flax.struct.field(pytree_node=False, default=1.0)
+  q_scale: float | jax.Array = 1.0
 
   def apply(self, x_BTHD: jax.Array, *, is_query: bool) -> jax.Array:
     from lengthgen.positional.rope import rotate  # local: rope imports this module
     out = rotate(x_BTHD, self.cos_BTF, self.sin_BTF, layout=self.layout)
-    if is_query and self.q_scale != 1.0:
+    if is_query and not (isinstance(self.q_scale, float) and self.q_scale == 1.0):
       out = out * jnp.asarray(self.q_scale, out.dtype)
     return out
 

@@ -19,8 +19,33 @@ def contiguous(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train:
   return np.broadcast_to(np.arange(t, dtype=np.int32), (b, t)).copy()
 
 
+def randomized(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
+               vocab: list[str], max_position: int = 2048) -> np.ndarray:
+  """Randomized positions (Ruoss et al. 2023): one sorted random subset of [0, max_position).
+
+  The same subset is used for every example of the batch, at training and at test time, so
+  the model sees the large positions of long sequences already while training short.
+  """
+  del train, vocab
+  b, t = tokens_BT.shape
+  if t > max_position:
+    raise ValueError(f"randomized positions: sequence of {t} tokens exceeds max_position "
+                     f"{max_position}; raise positions_options.max_position")
+  if rng is None:
+    raise ValueError("randomized positions need a random generator")
+  chosen = np.sort(rng.choice(max_position, size=t, replace=False)).astype(np.int32)
+  return np.broadcast_to(chosen, (b, t)).copy()
+
+
+def _abacus(tokens_BT, rng, *, train, vocab, **options):
+  from lengthgen.positional.abacus import abacus_sampler
+  return abacus_sampler(tokens_BT, rng, train=train, vocab=vocab, **options)
+
+
 POSITION_SAMPLERS = {
     "contiguous": contiguous,
+    "randomized": randomized,
+    "abacus": _abacus,
 }
 
 

@@ -1,0 +1,141 @@
+"""Context-extension forms of RoPE: position interpolation, NTK-aware base, YaRN.
+
+* ``rope_pi`` (Chen et al. 2023, Position Interpolation): positions divided by ``scale``,
+  i.e. every frequency divided by ``scale``.
+* ``rope_ntk`` (bloc97, "NTK-aware scaled RoPE"): the base becomes
+  ``base * scale^(d / (d - 2))`` (``ntk_scaled_base``), which leaves the highest frequency
+  unchanged and divides the lowest by ``scale``. ``dynamic=True`` (dynamic NTK) uses
+  ``scale = max(1, L / train_length)`` from the current sequence length L at run time.
+* ``rope_yarn`` (Peng et al. 2023, YaRN): NTK-by-parts. For a dim with wavelength
+  ``lambda_i = 2 pi / theta_i`` and ratio ``r_i = train_length / lambda_i``, the ramp
+  ``gamma = clip((r - alpha) / (beta - alpha), 0, 1)`` (alpha = 1, beta = 32) blends
+  ``(1 - gamma) * theta_i / scale + gamma * theta_i``: long wavelengths are interpolated, short
+  ones kept. Attention logits are multiplied by ``1/t`` with ``sqrt(1/t) = 0.1 ln(scale) + 1``
+  (``yarn_attention_factor``); here q carries the whole factor squared (``Rotation.q_scale``),
+  which scales q.k exactly as scaling q and k each by the factor would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lengthgen.positional.base import Rotation
+from lengthgen.positional.rope import FixedRotary, Rope, rope_angles, rope_inv_frequencies, rotary_dims
+
+
+def ntk_scaled_base(base: float, head_dim: int, scale: float) -> float:
+  """NTK-aware base: ``base * scale ** (d / (d - 2))``."""
+  if head_dim <= 2:
+    raise ValueError(f"ntk_scaled_base needs head_dim > 2, got {head_dim}")
+  return float(base * scale ** (head_dim / (head_dim - 2)))
+
+
+def yarn_attention_factor(scale: float) -> float:
+  """YaRN's ``sqrt(1/t) = 0.1 * ln(scale) + 1`` (1 for scale <= 1)."""
+  return 1.0 if scale <= 1.0 else float(0.1 * math.log(scale) + 1.0)
+
+
+def yarn_inv_frequencies(head_dim: int, *, base: float, scale: float, train_length: int,
+                         alpha: float = 1.0, beta: float = 32.0) -> np.ndarray:
+  """NTK-by-parts frequencies of YaRN, float32 [head_dim // 2]."""
+  theta = rope_inv_frequencies(head_dim, base=base).astype(np.float64)
+  ratio = train_length / (2 * math.pi / theta)
+  gamma = np.clip((ratio - alpha) / (beta - alpha), 0.0, 1.0)
+  return ((1 - gamma) * theta / scale + gamma * theta).astype(np.float32)
+
+
+def _check_scale(name, scale):
+  if not isinstance(scale, (int, float)) or scale < 1.0:
+    raise ValueError(f"{name}: scale must be a number >= 1, got {scale!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RopePI(Rope):
+  """RoPE with positions divided by ``scale`` (Position Interpolation)."""
+
+  scale: float = 1.0
+  name = "rope_pi"
+
+  def __post_init__(self):
+    super().__post_init__()
+    _check_scale(self.name, self.scale)
+
+  def inv_frequencies(self, head_dim: int) -> np.ndarray:
+    return (super().inv_frequencies(head_dim) / np.float32(self.scale)).astype(np.float32)
+
+
+class DynamicNTKRotary(nn.Module):
+  """NTK-aware angles whose scale follows the current length: max(1, L / train_length)."""
+
+  rotary_dim: int
+  base: float
+  train_length: int
+  layout: str = "half"
+
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+    del train
+    length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
+    scale = jnp.maximum(1.0, length / self.train_length)
+    d = self.rotary_dim
+    base = self.base * scale ** (d / (d - 2))
+    inv_freq = base ** (-2.0 * jnp.arange(d // 2, dtype=jnp.float32) / d)
+    cos, sin = rope_angles(positions_BT, inv_freq)
+    return Rotation(cos, sin, layout=self.layout)
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeNTK(Rope):
+  """RoPE with the NTK-aware base; static ``scale`` or ``dynamic`` from the length."""
+
+  scale: float = 1.0
+  dynamic: bool = False
+  train_length: int = 512
+  name = "rope_ntk"
+
+  def __post_init__(self):
+    super().__post_init__()
+    _check_scale(self.name, self.scale)
+    if self.train_length < 1:
+      raise ValueError(f"rope_ntk: train_length must be >= 1, got {self.train_length}")
+
+  def inv_frequencies(self, head_dim: int) -> np.ndarray:
+    d = rotary_dims(head_dim, self.fraction)
+    return rope_inv_frequencies(d, base=ntk_scaled_base(self.base, d, self.scale))
+
+  def rotary(self, head_dim: int) -> nn.Module:
+    if self.dynamic:
+      return DynamicNTKRotary(rotary_dims(head_dim, self.fraction), self.base,
+                              self.train_length, self.layout)
+    return super().rotary(head_dim)
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeYaRN(Rope):
+  """YaRN: NTK-by-parts frequencies and the 0.1 ln(s) + 1 attention factor."""
+
+  scale: float = 1.0
+  train_length: int = 512
+  alpha: float = 1.0
+  beta: float = 32.0
+  name = "rope_yarn"
+
+  def __post_init__(self):
+    super().__post_init__()
+    _check_scale(self.name, self.scale)
+    if not 0 <= self.alpha < self.beta:
+      raise ValueError(f"rope_yarn: need 0 <= alpha < beta, got {self.alpha}, {self.beta}")
+
+  def inv_frequencies(self, head_dim: int) -> np.ndarray:
+    return yarn_inv_frequencies(rotary_dims(head_dim, self.fraction), base=self.base,
+                                scale=self.scale, train_length=self.train_length,
+                                alpha=self.alpha, beta=self.beta)
+
+  def rotary(self, head_dim: int) -> nn.Module:
+    return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout,
+                       q_scale=yarn_attention_factor(self.scale) ** 2)
