@@ -1,0 +1,41 @@
+"""Evaluation at 16K tokens completes on a CPU (blockwise attention, shrinking eval batches)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from lengthgen import evaluate, train
+from conftest import tiny_config
+
+
+@pytest.mark.parametrize("positional,normalizer,dtype", [
+    ("rope", "softmax", "bfloat16"),
+    ("alibi", "softplus_reweight", "float32"),
+])
+def test_evaluation_at_16k_tokens(positional, normalizer, dtype, monkeypatch):
+  from lengthgen.attention import blockwise
+  calls = []
+  original = blockwise.blockwise_attention
+  monkeypatch.setattr(blockwise, "blockwise_attention",
+                      lambda *a, **k: calls.append(a[0].shape) or original(*a, **k))
+  config = tiny_config(model=dict(num_layers=1, width=16, num_heads=2, positional=positional,
+                                  normalizer=normalizer, dtype=dtype),
+                       eval=dict(min_length=8192, max_length=8192, num_examples=2,
+                                 batch_size=64, bucket=32, max_batch_tokens=16416))
+  task, model = train.build(config)
+  tokens = np.ones((1, 8), np.int32)
+  params = model.init(jax.random.key(0), tokens)["params"]
+  assert evaluate.eval_batch_size(config, 16416) == 1
+  row = evaluate.evaluate_length(model, params, config, task, 8192)
+  assert row["length"] == 8192 and row["num_examples"] == 2
+  assert 0.0 <= row["token_accuracy"] <= 1.0
+  assert calls and calls[0][1] == 16416, "long sequences take the O(T * block) path"
+
+
+def test_eval_batch_shrinks_with_length():
+  config = tiny_config(eval=dict(batch_size=256, max_batch_tokens=4096))
+  assert evaluate.eval_batch_size(config, 16) == 256
+  assert evaluate.eval_batch_size(config, 64) == 64
+  assert evaluate.eval_batch_size(config, 100000) == 1
