@@ -29,6 +29,33 @@ _NEW_RUN = flags.DEFINE_bool("new_run", False,
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _unknown_override(argv) -> str | None:
+  """A message naming the first --config.<path> override that names no config field."""
+  from lengthgen.config import default_config_dict
+  fields = default_config_dict()
+  for arg in argv[1:]:
+    if not arg.startswith("--config.") or "=" not in arg:
+      continue
+    node, walked = fields, "config"
+    for key in arg[len("--config."):].split("=", 1)[0].split("."):
+      if not hasattr(node, "keys"):
+        break
+      if key not in node:
+        return (f"unknown config field {walked}.{key} (in {arg}); valid fields of {walked}: "
+                f"{', '.join(node.keys()) or 'none'}")
+      node, walked = node[key], f"{walked}.{key}"
+  return None
+
+
+def _parse_flags(argv):
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    message = _unknown_override(argv) or f"bad --config override: {e}"
+    print(f"FATAL Flags parsing error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -43,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

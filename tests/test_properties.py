@@ -69,3 +69,36 @@ def test_malformed_config_gives_config_error_naming_the_field(field, value):
     assert "config." in str(e), str(e)
     named = ".".join(field)
     assert named in str(e) or field[0] in str(e), (named, str(e))
+
+
+_FLAG_FIELDS = ["model.positional", "model.num_layers", "model.width", "model.window",
+                "model.dropout", "model.normalizer", "train.steps", "train.learning_rate",
+                "train.max_length", "eval.max_length", "eval.bucket", "task", "model.head",
+                "train.init_from", "model.no_such_field"]
+
+
+@SETTINGS
+@given(field=st.sampled_from(_FLAG_FIELDS),
+       value=st.one_of(st.text(alphabet="abc019-.e+ ", max_size=6), st.integers(-5, 10**7),
+                       st.sampled_from(["None", "True", "nan", "inf", "-1", "1e400", "[]",
+                                        "{'x': 1}"])))
+def test_malformed_flags_fail_with_a_clear_message(field, value):
+  """Parse --config.<field>=<value> as the CLI does: either it works or the error is clear."""
+  from absl import flags
+  from ml_collections import config_flags
+  import os as _os
+  root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv)
+  argv = ["train", f"--config={root}/experiments/configs/demo.py:tiny",
+          f"--config.{field}={value}"]
+  try:
+    fv(argv)
+    config = fv.config
+  except (flags.Error, ValueError, TypeError, KeyError, AttributeError) as e:
+    assert field.split(".")[-1] in str(e) or str(value) in str(e) or "config" in str(e), str(e)
+    return
+  try:
+    ExperimentConfig.from_dict(config)
+  except ConfigError as e:
+    assert "config." in str(e), str(e)

@@ -61,6 +61,11 @@ def _cli(*args, timeout=120):
      "config.train.steps: must be >= 1"),
     (["--config=experiments/configs/demo.py:huge"], "unknown preset 'huge'"),
     (["--config=experiments/configs/nothere.py"], "nothere.py"),
+    (["--config=experiments/configs/demo.py:tiny", "--config.model.layers=3"],
+     "unknown config field config.model.layers (in --config.model.layers=3); valid fields of "
+     "config.model: attention_implementation, dropout"),
+    (["--config=experiments/configs/demo.py:tiny", "--config.model.num_layers=abc"],
+     "--config.model.num_layers=abc"),
 ])
 def test_cli_rejects_bad_input_with_clear_message(tmp_path, args, message):
   result = _cli(*args, f"--workdir={tmp_path}")
