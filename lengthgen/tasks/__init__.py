@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from lengthgen.tasks.base import Batch, Task, concat_batches, pad_batch
 from lengthgen.tasks.chomsky import CHOMSKY_TASKS
+from lengthgen.tasks.addition import Addition
 from lengthgen.tasks.copy import Copy
+from lengthgen.tasks.parity import Parity
+from lengthgen.tasks.rasp import Count, Mode
 from lengthgen.tasks.reverse import Reverse
 from lengthgen.tasks.sort import Sort
 
@@ -16,6 +19,10 @@ TASKS = {
     "copy": Copy,
     "reverse": Reverse,
     "sort": Sort,
+    "parity": Parity,
+    "addition": Addition,
+    "count": Count,
+    "mode": Mode,
     **CHOMSKY_TASKS,
 }
 

@@ -114,3 +114,12 @@ def check_length(task_name: str, length: int, minimum: int = 1, maximum: int | N
 def render_tokens(vocab: list[str], row: np.ndarray) -> str:
   """Space-separated tokens of one row, padding dropped."""
   return " ".join(vocab[int(t)] for t in row if int(t) != 0)
+
+
+def verify_decoder_row(row: np.ndarray, sep_id: int, solve) -> bool:
+  """Checks one ``source sep answer`` row (padding allowed) against ``solve(source)``."""
+  row = [int(t) for t in row if int(t) != 0]
+  if sep_id not in row:
+    return False
+  cut = row.index(sep_id)
+  return row[cut + 1:] == list(solve(row[:cut]))

@@ -1,8 +1,12 @@
-"""Copy: repeat the source after the separator.
+"""Copy: repeat the source after the separator (Kazemnejad et al. 2023).
 
-    3 1 4 1 | 3 1 4 1
+    plain    a3 a1 a4 a1 | a3 a1 a4 a1
+    repeat   a5 a5 a5 a5 | a5 a5 a5 a5          (one token repeated)
+    replace  a0 a1 a4 a0 | a1 a1 a4 a1          (every a0 replaced by a1)
+    twice    a3 a1 a4 | a3 a1 a4 a3 a1 a4
+    unique   a7 a2 a9 a0 | a7 a2 a9 a0          (distinct tokens; RASP-L's unique copy)
 
-Length is the number of source tokens. Tokens are drawn uniformly (with replacement)
+Length is the number of source tokens, drawn uniformly (with replacement, except ``unique``)
 from an alphabet of ``alphabet_size`` symbols ``a0 .. a{k-1}``.
 """
 
@@ -13,6 +17,8 @@ import dataclasses
 import numpy as np
 
 from lengthgen.tasks import base
+
+VARIANTS = ("plain", "repeat", "replace", "twice", "unique")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,13 +46,24 @@ class SequenceTask:
   def eos_id(self) -> int:
     return 2
 
+  def source(self, rng: np.random.Generator, batch_size: int, length: int) -> np.ndarray:
+    return rng.integers(3, 3 + self.alphabet_size, size=(batch_size, length), dtype=np.int32)
+
   def answer(self, source: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
+
+  def solve(self, source: list[int]) -> list[int]:
+    """The answer of one example, computed independently of ``answer`` (for verification)."""
     raise NotImplementedError
 
   def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> base.Batch:
     base.check_length(self.name, length)
-    source = rng.integers(3, 3 + self.alphabet_size, size=(batch_size, length), dtype=np.int32)
+    source = self.source(rng, batch_size, length)
     return base.decoder_batch(source, self.answer(source), self.sep_id, self.eos_id)
+
+  def verify(self, row: np.ndarray) -> bool:
+    """True if the answer after the separator is ``solve(source)`` followed by nothing."""
+    return base.verify_decoder_row(row, self.sep_id, self.solve)
 
   def render(self, row: np.ndarray) -> str:
     return base.render_tokens(self.vocab, row)
@@ -54,7 +71,37 @@ class SequenceTask:
 
 @dataclasses.dataclass(frozen=True)
 class Copy(SequenceTask):
+  variant: str = "plain"
   name = "copy"
 
-  def answer(self, source: np.ndarray) -> np.ndarray:
+  def __post_init__(self):
+    super().__post_init__()
+    if self.variant not in VARIANTS:
+      raise ValueError(f"task 'copy': unknown variant {self.variant!r}; valid variants: "
+                       f"{', '.join(VARIANTS)}")
+
+  def sample(self, rng, batch_size, length):
+    if self.variant == "unique":
+      base.check_length(self.name, length, maximum=self.alphabet_size)
+    return super().sample(rng, batch_size, length)
+
+  def source(self, rng, batch_size, length):
+    if self.variant == "repeat":
+      token = rng.integers(3, 3 + self.alphabet_size, size=(batch_size, 1), dtype=np.int32)
+      return np.repeat(token, length, axis=1)
+    if self.variant == "unique":
+      order = np.argsort(rng.random((batch_size, self.alphabet_size)), axis=1)
+      return (order[:, :length] + 3).astype(np.int32)
+    return super().source(rng, batch_size, length)
+
+  def answer(self, source):
+    if self.variant == "replace":
+      return np.where(source == 3, 4, source).astype(np.int32)
+    if self.variant == "twice":
+      return np.concatenate([source, source], axis=1)
     return source.copy()
+
+  def solve(self, source):
+    if self.variant == "replace":
+      return [4 if t == 3 else t for t in source]
+    return list(source) * (2 if self.variant == "twice" else 1)

@@ -1,0 +1,87 @@
+"""Addition of two n-digit numbers (Kazemnejad et al. 2023; Zhou et al. 2023; McLeish et al. 2024).
+
+    forward              3 5 7 + 4 6 8 = 0 8 2 5
+    reversed             7 5 3 + 8 6 4 = 5 2 8 0          (least significant digit first)
+    index_hints          i2 3 i1 5 i0 7 + i2 4 i1 6 i0 8 = i3 0 i2 8 i1 2 i0 5
+
+Length is the number of digits of each operand (leading zeros allowed); the answer always
+has n + 1 digits. Digits are the single-character tokens '0'..'9', so Abacus positions apply.
+With ``index_hints`` (Zhou et al. 2023) every digit is preceded by a token naming its place
+value, up to ``max_digits``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from lengthgen.tasks import base
+
+DIGITS = [str(i) for i in range(10)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Addition:
+  reversed: bool = False
+  index_hints: bool = False
+  max_digits: int = 128
+  name = "addition"
+  kind = "decoder"
+  eos_id = 2
+
+  @property
+  def vocab(self) -> list[str]:
+    hints = [f"i{i}" for i in range(self.max_digits + 1)] if self.index_hints else []
+    return [base.PAD, "=", base.EOS, "+"] + DIGITS + hints
+
+  @property
+  def sep_id(self) -> int:
+    return 1
+
+  def _digits(self, numbers_BN: np.ndarray) -> np.ndarray:
+    """Digit ids [B, N] (most significant first), reversed and hinted as configured."""
+    ids = numbers_BN + 4
+    n = ids.shape[1]
+    if self.reversed:
+      ids = ids[:, ::-1]
+    if not self.index_hints:
+      return ids
+    place = np.arange(n - 1, -1, -1)
+    if self.reversed:
+      place = place[::-1]
+    hints = np.broadcast_to(place + 14, ids.shape)
+    return np.stack([hints, ids], axis=-1).reshape(ids.shape[0], 2 * n)
+
+  def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> base.Batch:
+    base.check_length(self.name, length, maximum=self.max_digits)
+    a = rng.integers(0, 10, size=(batch_size, length))
+    b = rng.integers(0, 10, size=(batch_size, length))
+    total = np.zeros((batch_size, length + 1), dtype=np.int64)
+    carry = np.zeros(batch_size, dtype=np.int64)
+    for i in range(length - 1, -1, -1):  # vectorized over the batch, one pass over digits
+      s = a[:, i] + b[:, i] + carry
+      total[:, i + 1], carry = s % 10, s // 10
+    total[:, 0] = carry
+    plus = np.full((batch_size, 1), 3)
+    source = np.concatenate([self._digits(a), plus, self._digits(b)], axis=1)
+    return base.decoder_batch(source.astype(np.int32), self._digits(total).astype(np.int32),
+                              self.sep_id, self.eos_id)
+
+  def solve(self, source):
+    tokens = [t for t in source if not (self.index_hints and t >= 14)]
+    cut = tokens.index(3)
+    a = [t - 4 for t in tokens[:cut]]
+    b = [t - 4 for t in tokens[cut + 1:]]
+    if self.reversed:
+      a, b = a[::-1], b[::-1]
+    n = len(a)
+    value = int("".join(map(str, a))) + int("".join(map(str, b)))
+    digits = [int(c) for c in str(value).zfill(n + 1)]
+    return list(self._digits(np.asarray([digits]))[0])
+
+  def verify(self, row) -> bool:
+    return base.verify_decoder_row(row, self.sep_id, self.solve)
+
+  def render(self, row) -> str:
+    return base.render_tokens(self.vocab, row)
