@@ -43,6 +43,7 @@ class ModelConfig:
   length_temperature: bool = False  # softmax logits times a learned per-head scale * log n
   window: int | None = None        # sliding-window attention (with global_tokens: Lambda mask)
   global_tokens: int = 0
+  distance_cap: bool = True        # Lambda mask + rotary: global tokens seen from <= window away
   attention_implementation: str = "auto"
   head: str = "vocab"              # output head: vocab | pointer (lengthgen.heads.HEADS)
   dtype: str = "float32"           # compute dtype: float32 | bfloat16

@@ -44,7 +44,7 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x_BTW, *, positions_BT, rotation, bias, lengths, train,
-               return_weights=False):
+               return_weights=False, cap_rotation=None):
     c = self.config
     dtype = jnp.dtype(c.dtype)
     if bias is None and not self.encoding.share_bias:
@@ -54,7 +54,8 @@ class Block(nn.Module):
                                                           train=train)
     h, weights = MultiHeadAttention(c, name="attention")(
             nn.LayerNorm(dtype=dtype, name="ln_attention")(x_BTW), positions_BT=positions_BT,
-            rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights)
+            rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights,
+            cap_rotation=cap_rotation)
     x_BTW = x_BTW + nn.Dropout(c.dropout, deterministic=not train)(h)
     h = Mlp(int(c.width * c.mlp_ratio), c.dropout, dtype, name="mlp")(
         nn.LayerNorm(dtype=dtype, name="ln_mlp")(x_BTW), train=train)
@@ -116,9 +117,13 @@ class Transformer(nn.Module):
     x = nn.Dropout(c.dropout, deterministic=not train)(x).astype(dtype)
 
     rotary = encoding.rotary(c.head_dim)
-    rotation = None
+    rotation = cap_rotation = None
     if rotary is not None:
-      rotation = _named(rotary, self, "rotary")(positions_BT, train=train)
+      rotary = _named(rotary, self, "rotary")
+      rotation = rotary(positions_BT, train=train)
+      if c.distance_cap and c.window is not None and c.global_tokens:
+        # LM-Infinite: queries as if standing `window` positions after the global tokens.
+        cap_rotation = rotary(jnp.full_like(positions_BT, c.window), train=train)
     bias = None
     if encoding.share_bias:
       bias_module = encoding.bias(c.num_heads, causal=c.causal)
@@ -130,7 +135,7 @@ class Transformer(nn.Module):
     for i in range(c.num_layers):
       x, w = Block(c, encoding, name=f"block_{i}")(
           x, positions_BT=positions_BT, rotation=rotation, bias=bias, lengths=lengths,
-          train=train, return_weights=return_attention)
+          train=train, return_weights=return_attention, cap_rotation=cap_rotation)
       all_weights.append(w)
     x = nn.LayerNorm(dtype=dtype, name="ln_final")(x)
     logits = HEADS[c.head](self.vocab_size, c.causal, dtype, name="head")(

@@ -215,3 +215,38 @@ def test_unsupported_requests_are_errors():
     attn.dot_product_attention(q, q, q, normalizer="ssmax")
   with pytest.raises(ValueError, match="global_tokens needs a window"):
     attn.dot_product_attention(q, q, q, global_tokens=2)
+
+
+@pytest.mark.parametrize("implementation", ["xla", "xla_blockwise"])
+def test_lambda_mask_distance_cap_for_rope(implementation):
+  """LM-Infinite: a global token beyond the window is seen from distance `window`."""
+  t, window, g = 40, 6, 2
+  inv = pe.rope_inv_frequencies(D)
+  r = np.random.default_rng(9)
+  q_raw = r.normal(size=(1, t, H, D)).astype(np.float32)
+  k_raw = r.normal(size=(1, t, H, D)).astype(np.float32)
+  v = r.normal(size=(1, t, H, D)).astype(np.float32)
+  pos = jnp.arange(t)[None]
+  q = pe.apply_rope(jnp.asarray(q_raw), pos, inv)
+  k = pe.apply_rope(jnp.asarray(k_raw), pos, inv)
+  q_cap = pe.apply_rope(jnp.asarray(q_raw), jnp.full_like(pos, window), inv)
+  got = attn.dot_product_attention(q, k, jnp.asarray(v), window=window, global_tokens=g,
+                                   q_capped=q_cap, implementation=implementation, block_size=8)
+  # float64 rows: local keys at their true distance; far global keys at distance window - j.
+  rot = lambda x, p: np.asarray(pe.apply_rope(jnp.asarray(x), jnp.asarray([[p]]), inv),
+                                np.float64)[0, 0]
+  want = np.zeros((t, H, D))
+  for i in range(t):
+    for h in range(H):
+      logits = np.full(t, -np.inf)
+      for j in range(i + 1):
+        if i - j < window:
+          logits[j] = rot(q_raw[:, i:i + 1], i)[h] @ rot(k_raw[:, j:j + 1], j)[h]
+        elif j < g:
+          logits[j] = rot(q_raw[:, i:i + 1], window)[h] @ rot(k_raw[:, j:j + 1], j)[h]
+      e = np.exp(logits / math.sqrt(D) - np.max(logits / math.sqrt(D)))
+      want[i, h] = (e / e.sum()) @ v[0, :, h]
+  np.testing.assert_allclose(np.asarray(got)[0], want, atol=2e-4)
+  # Without the cap the far global scores differ: the cap is not a no-op.
+  plain = attn.dot_product_attention(q, k, jnp.asarray(v), window=window, global_tokens=g)
+  assert np.abs(np.asarray(plain) - np.asarray(got)).max() > 1e-3

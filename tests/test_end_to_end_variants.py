@@ -14,6 +14,7 @@ VARIANTS = ([dict(positional=name) for name in pe.ENCODINGS]
             + [dict(positions="randomized", positions_options={"max_position": 64})]
             + [dict(normalizer=name) for name in attn.NORMALIZERS]
             + [dict(length_temperature=True), dict(window=3, global_tokens=1),
+               dict(positional="rope", window=3, global_tokens=1),
                dict(head="pointer")])
 
 

@@ -39,7 +39,7 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causa
                           window=None, global_tokens=0, bias=None, q_positions=None,
                           k_positions=None, scale=None, implementation="auto", lengths=None,
                           return_weights=False, ssmax_scale=None, length_scale=None,
-                          reweight_power=15.0, block_size=512):
+                          reweight_power=15.0, block_size=512, q_capped=None):
   """Multi-head attention with length-generalization variants.
 
   Args:
@@ -57,6 +57,8 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causa
     length_scale: [H] learned a of softmax's length-dependent temperature (1 + a log n).
     reweight_power: p of ``softplus_reweight``.
     block_size: query block of the blockwise reference.
+    q_capped: LM-Infinite's distance cap for rotate-type encodings: queries rotated at
+      position ``window``, used for global tokens beyond the window (see ``reference``).
 
   Returns:
     [B, T, H, D] in q's dtype, or (output, weights) with ``return_weights``.
@@ -76,6 +78,8 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causa
                  k_positions=k_positions, scale=scale, lengths=lengths,
                  ssmax_scale=ssmax_scale, length_scale=length_scale,
                  reweight_power=reweight_power)
+  if q_capped is not None:
+    options["q_capped"] = q_capped
   t, s = q_BTHD.shape[1], k_BSHD.shape[1]
   if implementation in ("pallas", "interpret"):
     if return_weights:

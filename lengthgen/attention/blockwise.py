@@ -26,6 +26,8 @@ def _block(i, q_blk, k, v, params, ints, static):
   options = dict(static)
   block_size = options.pop("block_size")
   q_start = options.pop("q_start")
+  if options.pop("capped"):  # q and the distance-capped q travel together along D
+    q_blk, options["q_capped"] = jnp.split(q_blk, 2, axis=-1)
   bias, ssmax_scale, length_scale = params
   q_positions, k_positions, lengths = ints
   start = i * block_size
@@ -80,16 +82,20 @@ def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=N
   q_start = s - t if q_start is None else q_start
   q_positions, k_positions = masks.default_positions(b, t, s, q_positions, k_positions,
                                                      q_start=q_start)
+  q_capped = options.pop("q_capped", None)
+  if q_capped is not None:
+    q_BTHD = jnp.concatenate([q_BTHD, q_capped.astype(q_BTHD.dtype)], axis=-1)
   block = max(1, min(block_size, t))
   n = -(-t // block)
   pad = n * block - t
   q_pad = jnp.pad(q_BTHD, ((0, 0), (0, pad), (0, 0), (0, 0)))
-  q_blocks = jnp.moveaxis(q_pad.reshape(b, n, block, h, d), 1, 0)
+  q_blocks = jnp.moveaxis(q_pad.reshape(b, n, block, h, q_BTHD.shape[-1]), 1, 0)
   q_positions = jnp.pad(jnp.asarray(q_positions), ((0, 0), (0, pad)), mode="edge")
   if _is_dense(bias):
     bias = jnp.asarray(bias, jnp.float32)
     bias = jnp.pad(bias, ((0, 0), (0, 0), (0, pad), (0, 0)))
-  static = tuple(sorted({**options, "block_size": block, "q_start": q_start}.items()))
+  static = tuple(sorted({**options, "block_size": block, "q_start": q_start,
+                         "capped": q_capped is not None}.items()))
   out = _blockwise(static, q_blocks, k_BSHD, v_BSHD, (bias, ssmax_scale, length_scale),
                    (q_positions, jnp.asarray(k_positions),
                     None if lengths is None else jnp.asarray(lengths)))

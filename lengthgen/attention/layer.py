@@ -52,11 +52,12 @@ class MultiHeadAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x_BTW: jax.Array, *, positions_BT: jax.Array, rotation=None, bias=None,
-               lengths=None, return_weights: bool = False):
+               lengths=None, return_weights: bool = False, cap_rotation=None):
     c = self.config
     dtype = jnp.dtype(c.dtype)
     dense = lambda name: nn.DenseGeneral((c.num_heads, c.head_dim), dtype=dtype, name=name)
     q, k, v = dense("query")(x_BTW), dense("key")(x_BTW), dense("value")(x_BTW)
+    q_capped = None if cap_rotation is None else cap_rotation.apply(q, is_query=True)
     if rotation is not None:
       q = rotation.apply(q, is_query=True)
       k = rotation.apply(k, is_query=False)
@@ -72,7 +73,7 @@ class MultiHeadAttention(nn.Module):
         global_tokens=c.global_tokens, bias=bias, q_positions=positions_BT,
         k_positions=positions_BT, lengths=lengths, implementation=c.attention_implementation,
         return_weights=return_weights, ssmax_scale=ssmax_scale, length_scale=length_scale,
-        reweight_power=float(options.pop("power", 15.0)))
+        reweight_power=float(options.pop("power", 15.0)), q_capped=q_capped)
     weights = None
     if return_weights:
       out, weights = out

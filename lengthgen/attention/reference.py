@@ -20,11 +20,27 @@ def _unit(x):
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
 
 
+def _scores(q_BTHD, k_BSHD, normalizer, n_visible, scale):
+  d = q_BTHD.shape[-1]
+  if normalizer in SOFTPLUS_FAMILY:
+    cos = jnp.einsum("bthd,bshd->bhts", _unit(q_BTHD), _unit(k_BSHD))
+    return softplus_logits(cos, n_visible, d)
+  scale = d ** -0.5 if scale is None else scale
+  return jnp.einsum("bthd,bshd->bhts", q_BTHD.astype(jnp.float32),
+                    k_BSHD.astype(jnp.float32)) * scale
+
+
 def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, window=None,
                       global_tokens=0, bias=None, q_positions=None, k_positions=None,
                       scale=None, lengths=None, q_start=None, ssmax_scale=None,
-                      length_scale=None, reweight_power=15.0) -> jax.Array:
-  """Attention weights, float32 [B, H, T, S]; fully masked rows are all zero."""
+                      length_scale=None, reweight_power=15.0, q_capped=None) -> jax.Array:
+  """Attention weights, float32 [B, H, T, S]; fully masked rows are all zero.
+
+  ``q_capped`` (LM-Infinite's distance cap for rotate-type encodings): queries rotated as if
+  they stood ``window`` positions after the start. Their scores replace those of the global
+  tokens that lie beyond the local window, so no query sees a distance larger than the
+  window, however long the sequence.
+  """
   b, t, _, d = q_BTHD.shape
   s = k_BSHD.shape[1]
   q_start = s - t if q_start is None else q_start
@@ -34,13 +50,15 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
                          lengths=lengths, q_start=q_start)
   mask = jnp.broadcast_to(mask, (mask.shape[0], 1, t, s))
   n_visible = jnp.sum(mask, axis=-1, keepdims=True)
-  if normalizer in SOFTPLUS_FAMILY:
-    cos = jnp.einsum("bthd,bshd->bhts", _unit(q_BTHD), _unit(k_BSHD))
-    scores = softplus_logits(cos, n_visible, d)
-  else:
-    scale = d ** -0.5 if scale is None else scale
-    scores = jnp.einsum("bthd,bshd->bhts", q_BTHD.astype(jnp.float32),
-                        k_BSHD.astype(jnp.float32)) * scale
+  scores = _scores(q_BTHD, k_BSHD, normalizer, n_visible, scale)
+  if q_capped is not None:
+    if window is None or not global_tokens:
+      raise ValueError("q_capped (the distance cap) needs a window and global_tokens")
+    qi = q_start + jnp.arange(t)[:, None]
+    kj = jnp.arange(s)[None, :]
+    far_global = (kj < global_tokens) & (qi - kj >= window)
+    scores = jnp.where(far_global, _scores(q_capped, k_BSHD, normalizer, n_visible, scale),
+                       scores)
   dense = bias_lib.materialize(bias, q_positions, k_positions)
   if dense is not None:
     scores = scores + dense
