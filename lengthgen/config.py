@@ -77,6 +77,7 @@ class TrainConfig:
   log_every: int = 100
   keep_checkpoints: int = 3
   init_from: str | None = None     # fine-tune: start from the params of this parent workdir
+  num_seeds: int = 1               # train seeds seed..seed+N-1 at once (vmap over models)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +247,7 @@ def validate(config: ExperimentConfig) -> None:
 
   t = config.train
   for name in ("steps", "batch_size", "min_length", "max_length", "checkpoint_every",
-               "log_every", "keep_checkpoints"):
+               "log_every", "keep_checkpoints", "num_seeds"):
     _check(getattr(t, name) >= 1, f"config.train.{name}", f"must be >= 1, got {getattr(t, name)}")
   _check(t.min_length <= t.max_length, "config.train.min_length",
          f"min_length {t.min_length} exceeds max_length {t.max_length}")

@@ -74,6 +74,16 @@ def summarize(rows: list[dict], config: ExperimentConfig) -> dict:
   return {"metric": key, "in_distribution": mean(inside), "out_of_distribution": mean(beyond)}
 
 
+def score_over_seeds(scores: list[dict]) -> dict:
+  """Mean and standard deviation over seeds of each score entry."""
+  out = {"metric": scores[0]["metric"]}
+  for key in ("in_distribution", "out_of_distribution"):
+    values = [s[key] for s in scores if s[key] is not None]
+    out[key] = ({"mean": float(np.mean(values)), "std": float(np.std(values)),
+                 "values": values} if values else None)
+  return out
+
+
 def results_record(rows: list[dict], config: ExperimentConfig, *, extra: dict | None = None):
   """The ``results.json`` object (schema in DESIGN.md)."""
   record = {

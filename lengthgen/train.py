@@ -7,6 +7,7 @@ is ``fold_in(key, s)``, so a resumed run ends exactly where an uninterrupted one
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -145,6 +146,17 @@ def _diff(old, new, prefix=""):
     yield from _diff(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}.{k}".lstrip("."))
 
 
+def seed_configs(config: ExperimentConfig) -> list[ExperimentConfig]:
+  """One single-seed config per model of ``num_seeds``: seeds seed, seed+1, ..."""
+  t = config.train
+  return [dataclasses.replace(config, train=dataclasses.replace(t, seed=t.seed + i, num_seeds=1))
+          for i in range(t.num_seeds)]
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
 def parent_params(parent_workdir: str, like_params):
   """The parameters of a parent run's newest checkpoint, for fine-tuning.
 
@@ -189,8 +201,14 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
   if task is None or model is None:
     task, model = build(config)
   tx = make_optimizer(t)
-  first = data.training_inputs(config, task, 0)
-  state = init_state(model, tx, first, t.seed)
+  seeds = seed_configs(config)
+  many = len(seeds) > 1
+  inputs_of = lambda step: _stack([data.training_inputs(c, task, step) for c in seeds])
+  state = _stack([init_state(model, tx, data.training_inputs(c, task, 0), c.train.seed)
+                  for c in seeds])
+  if not many:
+    inputs_of = lambda step: data.training_inputs(config, task, step)
+    state = jax.tree.map(lambda x: x[0], state)
   ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
   restored = ckpt.restore_latest(state)
   start = 0
@@ -198,18 +216,27 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
     start, state = restored
     print(f"Resuming from checkpoint step {start} in {ckpt.directory}", flush=True)
   elif t.init_from:
+    if many:
+      raise ConfigError("config.train.init_from fine-tunes one model; set num_seeds=1")
     state = {**state, "params": parent_params(t.init_from, state["params"])}
     print(f"Fine-tuning from the parameters of {t.init_from}", flush=True)
   log = metrics.MetricsLog(workdir, resume_step=start)
-  step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx), donate_argnums=0)
+  step = functools.partial(train_step, model=model, tx=tx)
+  step_fn = jax.jit(jax.vmap(step) if many else step, donate_argnums=0)
   key = jax.random.key(t.seed + 1)
+  if many:
+    key = jax.vmap(jax.random.key)(jnp.asarray([c.train.seed + 1 for c in seeds]))
   progress = metrics.Progress(t.steps, start, t.log_every)
   last_good = start if restored is not None else None
 
   def read(step, device_metrics):
     """Fetches a step's metrics and stops the run if its loss is not finite."""
-    m = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-    if not math.isfinite(m["loss"]):
+    per_seed = {k: np.atleast_1d(np.asarray(v, np.float64))
+                for k, v in jax.device_get(device_metrics).items()}
+    m = {k: float(v.mean()) for k, v in per_seed.items()}
+    if many:
+      m["loss_per_seed"] = [float(x) for x in per_seed["loss"]]
+    if not np.isfinite(per_seed["loss"]).all():
       where = (f"the last good checkpoint is step {last_good} in {ckpt.directory}"
                if last_good is not None else "no checkpoint was saved before it")
       raise NonFiniteLoss(f"training loss is {m['loss']} at step {step}; stopping. {where}. "
@@ -220,8 +247,7 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
   stop = t.steps if until is None else min(until, t.steps)
   try:
     for step in range(start, stop):
-      inputs = data.training_inputs(config, task, step)
-      state, step_metrics = step_fn(state, inputs, key)
+      state, step_metrics = step_fn(state, inputs_of(step), key)
       done = step + 1
       shown = None
       if pending is not None:
@@ -253,15 +279,35 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: boo
   prepare_workdir(config, workdir, overwrite=overwrite, new_run=new_run)
   task, model = build(config)
   model, params, task = train(config, workdir, task=task, model=model)
-  rows = evaluate.evaluate(model, params, config, task)
-  results = evaluate.results_record(rows, config)
+  seeds = seed_configs(config)
+  if len(seeds) == 1:
+    rows = evaluate.evaluate(model, params, config, task)
+    results = evaluate.results_record(rows, config)
+  else:
+    per_seed = [evaluate.results_record(
+        evaluate.evaluate(model, jax.tree.map(lambda x, i=i: x[i], params), c, task), c)
+        for i, c in enumerate(seeds)]
+    rows = per_seed[0]["eval"]
+    results = {**per_seed[0], "num_seeds": len(seeds),
+               "seeds": [{"seed": r["seed"], "eval": r["eval"], "score": r["score"]}
+                         for r in per_seed],
+               "score_over_seeds": evaluate.score_over_seeds([r["score"] for r in per_seed])}
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   metrics.MetricsLog(workdir, resume_step=config.train.steps).write(
       config.train.steps, "eval", **results["score"])
-  plotting.plot_length_generalization(results, os.path.join(workdir, "length_generalization.png"))
+  runs = [{**results, **r} for r in results.get("seeds", [results])]
+  plotting.plot_length_generalization(runs, os.path.join(workdir, "length_generalization.png"),
+                                      labels=[f"seed {r['seed']}" for r in runs]
+                                      if len(runs) > 1 else None)
   if verbose:
     print(evaluate.format_table(rows, config), flush=True)
+    if "score_over_seeds" in results:
+      spread = results["score_over_seeds"]
+      fmt = lambda v: "n/a" if v is None else f"{v['mean']:.3f} ± {v['std']:.3f}"
+      print(f"(table: seed {config.train.seed}) over {results['num_seeds']} seeds, "
+            f"{spread['metric']}: in-distribution {fmt(spread['in_distribution'])}, beyond "
+            f"training {fmt(spread['out_of_distribution'])}", flush=True)
   return results
 
 
