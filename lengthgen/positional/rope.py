@@ -93,9 +93,17 @@ class Rope(Encoding):
   base: float = 10000.0
   layout: str = "half"
   fraction: float = 1.0
+  truncate_below: float | None = None   # Giraffe: frequencies below this are clamped ...
+  zero_below: float | None = None       # ... and those at or below this are zeroed
+  clamp_value: float | None = None      # the clamped value (default: zero_below, else 0)
   name = "rope"
 
   def __post_init__(self):
+    a, b = self.zero_below, self.truncate_below
+    if (a is not None and a < 0) or (b is not None and b <= 0) or (
+        a is not None and b is not None and a > b):
+      raise ValueError(f"{self.name}: need 0 <= zero_below <= truncate_below; got "
+                       f"zero_below={a}, truncate_below={b}")
     if self.layout not in LAYOUTS:
       raise ValueError(f"rope: unknown layout {self.layout!r}; valid: {', '.join(LAYOUTS)}")
     if not 0.0 < self.fraction <= 1.0:
@@ -104,7 +112,21 @@ class Rope(Encoding):
       raise ValueError(f"rope: base must be > 1, got {self.base}")
 
   def inv_frequencies(self, head_dim: int) -> np.ndarray:
-    return rope_inv_frequencies(rotary_dims(head_dim, self.fraction), base=self.base)
+    return self.truncate(rope_inv_frequencies(rotary_dims(head_dim, self.fraction),
+                                              base=self.base))
+
+  def truncate(self, inv_freq: np.ndarray) -> np.ndarray:
+    """Giraffe's truncated basis: theta if theta >= b; rho if a < theta < b; 0 if theta <= a."""
+    a, b = self.zero_below, self.truncate_below
+    if a is None and b is None:
+      return inv_freq
+    out = inv_freq.astype(np.float64)
+    if b is not None:
+      rho = self.clamp_value if self.clamp_value is not None else (a or 0.0)
+      out = np.where(out < b, rho, out)
+    if a is not None:
+      out = np.where(inv_freq <= a, 0.0, out)
+    return out.astype(np.float32)
 
   def rotary(self, head_dim: int) -> nn.Module:
     return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout)

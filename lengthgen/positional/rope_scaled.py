@@ -55,16 +55,55 @@ def _check_scale(name, scale):
     raise ValueError(f"{name}: scale must be a number >= 1, got {scale!r}")
 
 
+class InterpolatedRotary(nn.Module):
+  """Position-interpolated angles: positions / scale, with separate training and eval scales.
+
+  In training, ``train_scales`` (E^2-LLM) draws one scale per example from the "dropout" rng
+  stream; otherwise ``scale`` is used in training and ``eval_scale`` at evaluation (Giraffe's
+  larger factor at evaluation than in training).
+  """
+
+  inv_freq: tuple[float, ...]
+  scale: float
+  eval_scale: float
+  train_scales: tuple[float, ...] = ()
+  layout: str = "half"
+
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+    b = positions_BT.shape[0]
+    if train and self.train_scales:
+      choice = jax.random.randint(self.make_rng("dropout"), (b,), 0, len(self.train_scales))
+      scale_B = jnp.asarray(self.train_scales, jnp.float32)[choice]
+    else:
+      scale_B = jnp.full((b,), self.scale if train else self.eval_scale, jnp.float32)
+    inv = jnp.asarray(self.inv_freq, jnp.float32)
+    angles = positions_BT.astype(jnp.float32)[..., None] / scale_B[:, None, None] * inv
+    return Rotation(jnp.cos(angles), jnp.sin(angles), layout=self.layout)
+
+
 @dataclasses.dataclass(frozen=True)
 class RopePI(Rope):
-  """RoPE with positions divided by ``scale`` (Position Interpolation)."""
+  """RoPE with positions divided by ``scale`` (Position Interpolation).
+
+  ``eval_scale`` (Giraffe) uses another factor at evaluation; ``train_scales`` (E^2-LLM)
+  samples the factor per training example so one run serves several evaluation lengths.
+  """
 
   scale: float = 1.0
+  eval_scale: float | None = None
+  train_scales: tuple = ()
   name = "rope_pi"
 
   def __post_init__(self):
     super().__post_init__()
-    _check_scale(self.name, self.scale)
+    object.__setattr__(self, "train_scales", tuple(float(x) for x in self.train_scales))
+    for s in (self.scale, self.eval_scale or 1.0, *self.train_scales):
+      _check_scale(self.name, s)
+
+  def rotary(self, head_dim: int) -> nn.Module:
+    inv = tuple(float(f) for f in super().inv_frequencies(head_dim))
+    return InterpolatedRotary(inv, float(self.scale), float(self.eval_scale or self.scale),
+                              self.train_scales, self.layout)
 
   def inv_frequencies(self, head_dim: int) -> np.ndarray:
     return (super().inv_frequencies(head_dim) / np.float32(self.scale)).astype(np.float32)

@@ -37,6 +37,27 @@ def randomized(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train:
   return np.broadcast_to(chosen, (b, t)).copy()
 
 
+def offset(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
+           vocab: list[str], max_offset: int = 0, anchor: bool = False) -> np.ndarray:
+  """Contiguous positions shifted by a random per-example offset in [0, max_offset) during
+  training (E^2-LLM's position augmentation); none at evaluation. With ``anchor`` the first
+  token keeps position 0 in every example (AnchorAttention's shared anchor) and the others
+  start at 1 + offset."""
+  del vocab
+  positions = contiguous(tokens_BT, None, train=train, vocab=[])
+  if train and max_offset > 0:
+    if rng is None:
+      raise ValueError("position offsets need a random generator during training")
+    positions = positions + rng.integers(0, max_offset, size=(positions.shape[0], 1))
+  if anchor:
+    positions[:, 0] = 0
+  return positions.astype(np.int32)
+
+
+def _anchor(tokens_BT, rng, *, train, vocab, max_offset: int = 0):
+  return offset(tokens_BT, rng, train=train, vocab=vocab, max_offset=max_offset, anchor=True)
+
+
 def _abacus(tokens_BT, rng, *, train, vocab, **options):
   from lengthgen.positional.abacus import abacus_sampler
   return abacus_sampler(tokens_BT, rng, train=train, vocab=vocab, **options)
@@ -45,6 +66,8 @@ def _abacus(tokens_BT, rng, *, train, vocab, **options):
 POSITION_SAMPLERS = {
     "contiguous": contiguous,
     "randomized": randomized,
+    "offset": offset,
+    "anchor": _anchor,
     "abacus": _abacus,
 }
 
