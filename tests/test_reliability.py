@@ -63,7 +63,7 @@ def _cli(*args, timeout=120):
     (["--config=experiments/configs/nothere.py"], "nothere.py"),
     (["--config=experiments/configs/demo.py:tiny", "--config.model.layers=3"],
      "unknown config field config.model.layers (in --config.model.layers=3); valid fields of "
-     "config.model: attention_implementation, dropout"),
+     "config.model: attention_implementation"),
     (["--config=experiments/configs/demo.py:tiny", "--config.model.num_layers=abc"],
      "--config.model.num_layers=abc"),
 ])
