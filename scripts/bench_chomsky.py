@@ -1,0 +1,59 @@
+"""Generation speed of the Deletang et al. encoder tasks on the CPU (examples per second).
+
+    python scripts/bench_chomsky.py [--out benchmarks/chomsky_tasks]
+
+Batch 1024 at length 20 (the speed that feeds training), and batch 512 at length 500 (the
+longest evaluation length of the protocol). Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+from lengthgen.tasks.chomsky import CHOMSKY_TASKS
+
+
+def measure(name, batch_size, length, seconds):
+  task = CHOMSKY_TASKS[name]()
+  rng = np.random.default_rng(0)
+  task.sample(rng, batch_size, length)
+  n, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    task.sample(rng, batch_size, length)
+    n += batch_size
+  return n / (time.perf_counter() - start)
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--out", default="benchmarks/chomsky_tasks")
+  parser.add_argument("--seconds", type=float, default=0.5)
+  args = parser.parse_args()
+  rows = []
+  for name in CHOMSKY_TASKS:
+    short = measure(name, 1024, 20, args.seconds)
+    long = measure(name, 512, 500, args.seconds)
+    rows.append({"task": name, "examples_per_s_length20": round(short),
+                 "examples_per_s_length500": round(long)})
+    print(f"{name:30s} {short:12,.0f} /s at 20 {long:10,.0f} /s at 500", flush=True)
+  meta = {"batch_size": {"20": 1024, "500": 512}, "machine": platform.machine(),
+          "python": platform.python_version(), "numpy": np.__version__,
+          "note": "2-core CPU shared with other jobs; numbers are indicative"}
+  with open(args.out + ".json", "w") as f:
+    json.dump({"meta": meta, "rows": rows}, f, indent=2)
+  with open(args.out + ".md", "w") as f:
+    f.write(f"Encoder-task generation speed on the CPU (numpy {np.__version__}, Python "
+            f"{meta['python']}; shared 2-core machine).\n\n"
+            "| task | examples/s, batch 1024, length 20 | examples/s, batch 512, length 500 |\n"
+            "|---|---|---|\n")
+    f.writelines(f"| {r['task']} | {r['examples_per_s_length20']:,} | "
+                 f"{r['examples_per_s_length500']:,} |\n" for r in rows)
+
+
+if __name__ == "__main__":
+  main()
