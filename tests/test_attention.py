@@ -194,12 +194,77 @@ def test_ssmax_is_not_a_no_op_nor_a_row_shift():
   np.testing.assert_allclose(np.asarray(shifted), np.asarray(soft), atol=1e-5)
 
 
+def _long_qkv(t, s, dtype):
+  r = jax.random.split(jax.random.key(0), 3)
+  return (jax.random.normal(r[0], (1, t, 1, 8), dtype) * 4,
+          jax.random.normal(r[1], (1, s, 1, 8), dtype) * 4,
+          jax.random.normal(r[2], (1, s, 1, 8), dtype))
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("normalizer", NORMALIZERS)
+def test_finite_values_and_gradients_at_16k_keys(normalizer, dtype):
+  """The last 512 queries of a 16K-token sequence (rows with n ~ 16K visible keys), blockwise."""
+  q, k, v = _long_qkv(512, 16384, dtype)
+  extra = {"ssmax_scale": jnp.ones(1)} if normalizer == "ssmax" else {}
+
+  def loss(q, k, v):
+    out = attn.dot_product_attention(q, k, v, normalizer=normalizer, block_size=128,
+                                     implementation="xla_blockwise", **extra)
+    return jnp.sum(out.astype(jnp.float32) ** 2), out
+
+  (_, out), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(q, k, v)
+  assert out.shape == q.shape and out.dtype == dtype
+  assert np.isfinite(np.asarray(out, np.float32)).all()
+  assert np.abs(np.asarray(out, np.float32)).max() > 0
+  for g in grads:
+    assert np.isfinite(np.asarray(g, np.float32)).all()
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_lssar_stays_finite_where_the_naive_power_overflows(dtype):
+  """A peaked row at 16K keys: n * A reaches ~5000 and (n A - 1)^15 ~ 1e55 overflows float32."""
+  t, s = 4, 16384
+  r = np.random.default_rng(11)
+  q = np.zeros((1, t, 1, 8))
+  q[..., 0] = 1.0
+  k = np.concatenate([-np.ones((1, s, 1, 1)), 0.3 * r.normal(size=(1, s, 1, 7))], -1)
+  k[0, [5, 700, 9000], 0, 0] = [1.0, 2.0, 0.5]  # a few keys near the query's direction
+  k[0, [5, 700, 9000], 0, 1:] = 0.0
+  got = {}
+  for normalizer in ("softplus", "softplus_reweight"):
+    _, w = attn.dot_product_attention(jnp.asarray(q, dtype), jnp.asarray(k, dtype),
+                                      jnp.asarray(k, dtype), normalizer=normalizer,
+                                      implementation="xla", return_weights=True)
+    got[normalizer] = np.asarray(w, np.float64)[0, 0]
+  # float64 from the formula, on the inputs as rounded to `dtype`.
+  qd, kd = (np.asarray(jnp.asarray(x, dtype), np.float64)[0, :, 0] for x in (q, k))
+  cos = (qd / np.linalg.norm(qd, axis=-1, keepdims=True)) @ (
+      kd / np.linalg.norm(kd, axis=-1, keepdims=True)).T
+  n = np.arange(s - t + 1, s + 1)[:, None]
+  visible = np.arange(s)[None, :] < n
+  a = np.log1p(np.exp(math.log(8) * np.log(n) * cos)) * visible
+  a /= a.sum(-1, keepdims=True)
+  x = np.maximum(n * a - 1.0, 0.0)
+  with np.errstate(over="ignore"):
+    assert not np.isfinite(x.astype(np.float32) ** np.float32(15)).all(), "naive overflows"
+  want = x ** 15 / (x ** 15).sum(-1, keepdims=True)
+  np.testing.assert_allclose(got["softplus"], a, atol=2e-3 if dtype == jnp.bfloat16 else 1e-5)
+  assert np.isfinite(got["softplus_reweight"]).all()
+  np.testing.assert_allclose(got["softplus_reweight"], want,
+                             atol=3e-2 if dtype == jnp.bfloat16 else 1e-4)
+
+
+_FULL_16K = [(n, d) for n in NORMALIZERS for d in (jnp.float32, jnp.bfloat16)]
+
+
+@pytest.mark.parametrize("normalizer,dtype", [
+    p if p == ("softplus_reweight", jnp.bfloat16) else pytest.param(*p, marks=pytest.mark.slow)
+    for p in _FULL_16K])
 def test_finite_at_16k_tokens(normalizer, dtype):
+  """Full causal self-attention over 16K tokens through "auto" (which goes blockwise)."""
   t = 16384
-  r = jax.random.split(jax.random.key(0), 3)
-  q, k, v = (jax.random.normal(x, (1, t, 1, 8), dtype) * 4 for x in r)
+  q, k, v = _long_qkv(t, t, dtype)
   extra = {"ssmax_scale": jnp.ones(1)} if normalizer == "ssmax" else {}
   out = attn.dot_product_attention(q, k, v, normalizer=normalizer, implementation="auto",
                                    block_size=2048, **extra)

@@ -13,6 +13,9 @@ platform (GPU/TPU) supports the variant, otherwise the reference, blockwise once
 
 from __future__ import annotations
 
+import importlib
+import inspect
+
 import jax
 
 from lengthgen.attention import blockwise, reference
@@ -25,14 +28,28 @@ IMPLEMENTATIONS = ("auto", "xla", "xla_blockwise", "pallas", "interpret")
 BLOCKWISE_THRESHOLD = 2048 * 2048  # T * S above which "auto" uses the blockwise reference
 
 
-def _kernel(options, *, interpret: bool):
+def _kernels_module(implementation: str, *, required: bool):
+  """``lengthgen.kernels``, or None when it does not exist and is not ``required``.
+
+  A kernel package that exists but fails to import is always an error, even for "auto".
+  """
   try:
-    from lengthgen import kernels
+    return importlib.import_module("lengthgen.kernels")
   except ImportError as e:
-    raise ValueError(f"implementation {'interpret' if interpret else 'pallas'!r} needs "
-                     f"lengthgen.kernels, which could not be imported: {e}") from None
-  ok, reason = kernels.supports(**options)
-  return kernels, ok, reason
+    if not required and isinstance(e, ModuleNotFoundError) and e.name == "lengthgen.kernels":
+      return None
+    raise ValueError(f"implementation {implementation!r} needs lengthgen.kernels, which could "
+                     f"not be imported: {e}") from e
+
+
+def _kernel_support(kernels, options) -> tuple[bool, str]:
+  """``kernels.supports(**options)``; an option the kernels do not take is unsupported."""
+  params = inspect.signature(kernels.supports).parameters
+  if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    missing = [name for name in options if name not in params]
+    if missing:
+      return False, f"lengthgen.kernels does not take the option(s) {missing}"
+  return kernels.supports(**options)
 
 
 def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causal=True,
@@ -75,28 +92,30 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causa
                      f"k {k_BSHD.shape}, v {v_BSHD.shape}")
   options = dict(normalizer=normalizer, causal=causal, window=window,
                  global_tokens=global_tokens, bias=bias, q_positions=q_positions,
-                 k_positions=k_positions, scale=scale, lengths=lengths,
-                 ssmax_scale=ssmax_scale, length_scale=length_scale,
-                 reweight_power=reweight_power)
-  if q_capped is not None:
-    options["q_capped"] = q_capped
+                 k_positions=k_positions, scale=scale, lengths=lengths)
+  # Variant parameters are passed only when they are in use, so a kernel that does not know
+  # one is never asked for it (and an unknown one makes the variant unsupported, see
+  # ``_kernel_support``).
+  extras = dict(ssmax_scale=ssmax_scale, length_scale=length_scale, q_capped=q_capped)
+  if normalizer == "softplus_reweight":
+    extras["reweight_power"] = reweight_power
+  options.update({name: value for name, value in extras.items() if value is not None})
   t, s = q_BTHD.shape[1], k_BSHD.shape[1]
   if implementation in ("pallas", "interpret"):
     if return_weights:
       raise ValueError("the Pallas kernels do not return attention weights; use 'xla'")
-    kernels, ok, reason = _kernel(options, interpret=implementation == "interpret")
+    kernels = _kernels_module(implementation, required=True)
+    ok, reason = _kernel_support(kernels, options)
     if not ok:
       raise ValueError(f"implementation {implementation!r} does not support this variant: "
                        f"{reason}")
     return kernels.flash_attention(q_BTHD, k_BSHD, v_BSHD,
                                    interpret=implementation == "interpret", **options)
   if implementation == "auto" and not return_weights and jax.default_backend() in ("gpu", "tpu"):
-    try:
-      kernels, ok, _ = _kernel(options, interpret=False)
-    except ValueError:
-      ok = False
-    if ok:
+    kernels = _kernels_module(implementation, required=False)
+    if kernels is not None and _kernel_support(kernels, options)[0]:
       return kernels.flash_attention(q_BTHD, k_BSHD, v_BSHD, interpret=False, **options)
+  options["reweight_power"] = reweight_power  # the reference takes every option
   blockwise_wanted = implementation == "xla_blockwise" or (
       implementation == "auto" and not return_weights and t * s > BLOCKWISE_THRESHOLD)
   if blockwise_wanted:
