@@ -20,10 +20,11 @@ import numpy as np
 import optax
 
 import lengthgen.tasks as tasks_lib
-from lengthgen import data, evaluate, metrics, plotting
+from lengthgen import data, evaluate, metrics, parallel, plotting
 from lengthgen.checkpointing import Checkpointer
 from lengthgen.config import ConfigError, ExperimentConfig, TrainConfig
 from lengthgen.model import Transformer
+from lengthgen.parallel.training import DataParallel
 
 
 class WorkdirConflict(ConfigError):
@@ -209,6 +210,14 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
   if not many:
     inputs_of = lambda step: data.training_inputs(config, task, step)
     state = jax.tree.map(lambda x: x[0], state)
+  # More than one device: data parallel over a "data" mesh (lengthgen.parallel); the batch of
+  # (seed, step) is split over the devices, the state replicated or FSDP-sharded.
+  dp = (DataParallel.create(t.param_sharding, model_axis=many) if jax.device_count() > 1
+        else None)
+  if dp is not None:
+    state = dp.put_state(state)
+    host_inputs_of = inputs_of
+    inputs_of = lambda step: dp.inputs(host_inputs_of(step))
   ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
   restored = ckpt.restore_latest(state)
   start = 0
@@ -219,13 +228,19 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
     if many:
       raise ConfigError("config.train.init_from fine-tunes one model; set num_seeds=1")
     state = {**state, "params": parent_params(t.init_from, state["params"])}
+    if dp is not None:
+      state = dp.put_state(state)
     print(f"Fine-tuning from the parameters of {t.init_from}", flush=True)
-  log = metrics.MetricsLog(workdir, resume_step=start)
+  log = (metrics.MetricsLog(workdir, resume_step=start) if parallel.is_main_process()
+         else None)  # only process 0 writes metrics
   step = functools.partial(train_step, model=model, tx=tx)
-  step_fn = jax.jit(jax.vmap(step) if many else step, donate_argnums=0)
+  step = jax.vmap(step) if many else step
+  step_fn = jax.jit(step, donate_argnums=0) if dp is None else dp.jit_step(step, state)
   key = jax.random.key(t.seed + 1)
   if many:
     key = jax.vmap(jax.random.key)(jnp.asarray([c.train.seed + 1 for c in seeds]))
+  if dp is not None:
+    key = dp.put_replicated(key)
   progress = metrics.Progress(t.steps, start, t.log_every)
   last_good = start if restored is not None else None
 
@@ -262,13 +277,15 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
   finally:
     progress.close()
     ckpt.close()
-  return model, state["params"], task
+  params = state["params"] if dp is None else dp.gather(state["params"])
+  return model, params, task
 
 
 def _log(log, step, m, t: TrainConfig):
   """Writes the metrics of log steps; returns (step, metrics) if written, else None."""
   if step % t.log_every == 0 or step == t.steps:
-    log.write(step, "train", **m)
+    if log is not None:
+      log.write(step, "train", **m)
     return step, m
   return None
 
@@ -276,7 +293,12 @@ def _log(log, step, m, t: TrainConfig):
 def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: bool = False,
                        new_run: bool = False, verbose: bool = True) -> dict:
   """Trains, evaluates every length, writes results.json and the figure; returns the results."""
-  prepare_workdir(config, workdir, overwrite=overwrite, new_run=new_run)
+  main = parallel.is_main_process()  # only process 0 writes the workdir's files
+  if main:
+    prepare_workdir(config, workdir, overwrite=overwrite, new_run=new_run)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("lengthgen.prepare_workdir")
   task, model = build(config)
   model, params, task = train(config, workdir, task=task, model=model)
   seeds = seed_configs(config)
@@ -292,6 +314,8 @@ def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: boo
                "seeds": [{"seed": r["seed"], "eval": r["eval"], "score": r["score"]}
                          for r in per_seed],
                "score_over_seeds": evaluate.score_over_seeds([r["score"] for r in per_seed])}
+  if not main:
+    return results
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   metrics.MetricsLog(workdir, resume_step=config.train.steps).write(
