@@ -100,6 +100,10 @@ class ExperimentConfig:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+  # Task hinting (lengthgen.multitask): hint tasks trained with the main task, each a dict
+  # {name, options, weight, fraction}; multitask_head: per_task (one head per task) | indicator.
+  hints: list = dataclasses.field(default_factory=list)
+  multitask_head: str = "per_task"
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -215,6 +219,8 @@ def validate(config: ExperimentConfig) -> None:
   import lengthgen.tasks as tasks
 
   _choice(config.task, list(tasks.TASKS), "config.task")
+  from lengthgen import multitask  # hints and multitask_head
+  multitask.validate(config)
   try:
     task = tasks.get(config.task, **config.task_options)
   except ValueError as e:

@@ -1,0 +1,156 @@
+"""Hint tasks for sorting (Awasthi & Gupta 2023, "Improving Length-Generalization in
+Transformers via Task Hinting"), trained alongside a main task by ``lengthgen.multitask``.
+
+Every hint sees a source sequence drawn like ``Sort``'s (alphabet ``a0 .. a{k-1}``, with
+replacement); the query hints append ``? x`` where ``x`` is an element of the sequence:
+
+    successor    a3 a1 a4 a1 ? a1 | a3          smallest element > x ("none" if x is the max)
+    predecessor  a3 a1 a4 a1 ? a3 | a1          largest element < x ("none" if x is the min)
+    count        a3 a1 a4 a1 ? a3 | d0 d2       how many elements are < x (decimal, as many
+                                                digits as the length has, leading zeros)
+    fill         a3 a1 a4 a1 | _ _ _ _          one fill symbol per source element
+
+The vocabulary starts with Sort's (pad, separator, eos, a0..) so token ids of the shared
+symbols agree with sort, copy and reverse; ``multitask`` builds the union vocabulary by name,
+so these hints also work next to other tasks over ``a{i}`` symbols. Generation is vectorized
+(``answer``); ``solve`` recomputes each answer from one source in plain Python for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from lengthgen.tasks import base
+
+QUERY = "?"
+NONE = "none"
+FILL = "_"
+DIGITS = [f"d{i}" for i in range(10)]
+
+
+@dataclasses.dataclass(frozen=True)
+class HintTask:
+  """Shared layout: ``source [? x] | answer <eos>`` over sort's alphabet."""
+
+  alphabet_size: int = 64
+  name = "hint"
+  kind = "decoder"
+  has_query = True
+
+  def __post_init__(self):
+    if not isinstance(self.alphabet_size, int) or self.alphabet_size < 2:
+      raise ValueError(f"task {self.name!r}: alphabet_size must be an integer >= 2, "
+                       f"got {self.alphabet_size!r}")
+
+  @property
+  def vocab(self) -> list[str]:
+    return ([base.PAD, base.SEP, base.EOS] + [f"a{i}" for i in range(self.alphabet_size)]
+            + [QUERY, NONE, FILL] + DIGITS)
+
+  def token(self, symbol: str) -> int:
+    return self.vocab.index(symbol)
+
+  sep_id = 1
+  eos_id = 2
+
+  def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> base.Batch:
+    base.check_length(self.name, length)
+    seq = rng.integers(3, 3 + self.alphabet_size, size=(batch_size, length), dtype=np.int32)
+    if self.has_query:
+      pick = rng.integers(0, length, size=(batch_size, 1))
+      query = np.take_along_axis(seq, pick, axis=1)
+      marker = np.full((batch_size, 1), self.token(QUERY), np.int32)
+      source = np.concatenate([seq, marker, query], axis=1)
+      answer = self.answer(seq, query[:, 0])
+    else:
+      source, answer = seq, self.answer(seq, None)
+    return base.decoder_batch(source, answer.astype(np.int32), self.sep_id, self.eos_id)
+
+  def split(self, source: list[int]) -> tuple[list[int], int | None]:
+    if not self.has_query:
+      return list(source), None
+    return list(source[:-2]), source[-1]
+
+  def verify(self, row: np.ndarray) -> bool:
+    """True if the answer after the separator is ``solve(source)``."""
+    return base.verify_decoder_row(row, self.sep_id, self.solve)
+
+  def render(self, row: np.ndarray) -> str:
+    return base.render_tokens(self.vocab, row)
+
+
+@dataclasses.dataclass(frozen=True)
+class Successor(HintTask):
+  """The smallest element strictly greater than the query, or ``none``."""
+
+  name = "successor"
+
+  def answer(self, seq, query):
+    bigger = np.where(seq > query[:, None], seq, np.iinfo(np.int32).max)
+    best = bigger.min(axis=1)
+    return np.where(best == np.iinfo(np.int32).max, self.token(NONE), best)[:, None]
+
+  def solve(self, source):
+    seq, x = self.split(source)
+    above = sorted(t for t in seq if t > x)
+    return [above[0] if above else self.token(NONE)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Predecessor(HintTask):
+  """The largest element strictly smaller than the query, or ``none``."""
+
+  name = "predecessor"
+
+  def answer(self, seq, query):
+    smaller = np.where(seq < query[:, None], seq, -1)
+    best = smaller.max(axis=1)
+    return np.where(best < 0, self.token(NONE), best)[:, None]
+
+  def solve(self, source):
+    seq, x = self.split(source)
+    below = sorted(t for t in seq if t < x)
+    return [below[-1] if below else self.token(NONE)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CountSmaller(HintTask):
+  """How many elements are strictly smaller than the query, in zero-padded decimal."""
+
+  name = "count_smaller"
+
+  def answer(self, seq, query):
+    count = (seq < query[:, None]).sum(axis=1)
+    width = len(str(seq.shape[1]))
+    powers = 10 ** np.arange(width - 1, -1, -1)
+    return self.token("d0") + (count[:, None] // powers[None]) % 10
+
+  def solve(self, source):
+    seq, x = self.split(source)
+    text = str(sum(1 for t in seq if t < x)).zfill(len(str(len(seq))))
+    return [self.token(f"d{c}") for c in text]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fill(HintTask):
+  """One fill symbol per source element: the answer has the sorted output's length."""
+
+  name = "fill"
+  has_query = False
+
+  def answer(self, seq, query):
+    del query
+    return np.full(seq.shape, self.token(FILL), np.int32)
+
+  def solve(self, source):
+    return [self.token(FILL)] * len(source)
+
+
+HINT_TASKS = {
+    "successor": Successor,
+    "predecessor": Predecessor,
+    "count_smaller": CountSmaller,
+    "fill": Fill,
+}
