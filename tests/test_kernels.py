@@ -1,0 +1,140 @@
+"""Pallas flash attention (interpret mode on CPU) against the reference, values and gradients."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lengthgen.positional as pe
+from lengthgen import kernels
+from lengthgen.attention import AlibiBias, RelativeBias, dot_product_attention, reference
+
+ROOT = Path(__file__).resolve().parents[1]
+H, D = 2, 64
+
+
+def _inputs(seed, b, t, s, dtype=jnp.float32):
+  rng = np.random.default_rng(seed)
+  return [jnp.asarray(rng.normal(size=(b, n, H, D)), dtype) for n in (t, s, s)]
+
+
+def _bias(kind, seed=0, bidirectional=False):
+  if kind == "alibi":
+    return AlibiBias(jnp.asarray(pe.alibi_slopes(H)), bidirectional=bidirectional)
+  if kind == "t5":
+    table = np.random.default_rng(seed).normal(size=(H, 16))
+    return RelativeBias(jnp.asarray(table, jnp.float32), bidirectional=bidirectional,
+                        num_buckets=16, max_distance=40)
+  return None
+
+
+def _check(options, *, b=1, t=37, s=45, seed=0, dtype=jnp.float32, atol=2e-5, bias=None):
+  """Values and gradients (q, k, v and the T5 table) of the kernel equal the reference."""
+  q, k, v = _inputs(seed, b, t, s, dtype)
+  table = bias.table_HK if isinstance(bias, RelativeBias) else jnp.zeros(())
+
+  def loss(fn, q, k, v, table):
+    bb = bias.replace(table_HK=table) if isinstance(bias, RelativeBias) else bias
+    out = fn(q, k, v, bias=bb, **options)
+    return jnp.sum(jnp.sin(out.astype(jnp.float32))), out
+
+  ref = lambda *a, **o: reference.attention(*a, **o)  # noqa: E731
+  ker = lambda *a, **o: kernels.flash_attention(*a, interpret=True, block_q=16,  # noqa: E731
+                                                block_k=16, **o)
+  grad = lambda fn: jax.grad(lambda *a: loss(fn, *a), argnums=(0, 1, 2, 3),  # noqa: E731
+                             has_aux=True)(q, k, v, table)
+  g_ref, out_ref = grad(ref)
+  g_ker, out_ker = grad(ker)
+  assert out_ker.dtype == q.dtype and out_ker.shape == q.shape
+  np.testing.assert_allclose(np.asarray(out_ker, np.float32), np.asarray(out_ref, np.float32),
+                             atol=atol, rtol=atol)
+  for name, a, r in zip("qkvT", g_ker, g_ref):
+    np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(r, np.float32),
+                               atol=atol * 5, rtol=atol * 5, err_msg=f"gradient of {name}")
+  assert float(jnp.max(jnp.abs(g_ref[0]))) > 0  # the comparison is not vacuous
+
+
+@pytest.mark.parametrize("options,bias_kind", [
+    (dict(causal=True, lengths=jnp.array([30, 45])), "alibi"),
+    (dict(causal=False, window=8, global_tokens=3), "t5"),
+    (dict(normalizer="softplus", causal=True, window=8, global_tokens=3), None),
+])
+def test_kernel_matches_reference(options, bias_kind):
+  b = 2 if "lengths" in options else 1
+  _check(options, b=b, bias=_bias(bias_kind, bidirectional=not options["causal"]))
+
+
+def test_dispatch_interpret_matches_xla():
+  q, k, v = _inputs(1, 1, 20, 20)
+  opts = dict(normalizer="softplus", causal=False, lengths=jnp.array([13]))
+  out = dot_product_attention(q, k, v, implementation="interpret", **opts)
+  np.testing.assert_allclose(out, dot_product_attention(q, k, v, implementation="xla", **opts),
+                             atol=2e-5)
+
+
+def test_supports_rejects_with_reason():
+  for options, word in [(dict(normalizer="ssmax", ssmax_scale=jnp.ones(H)), "ssmax"),
+                        (dict(normalizer="softplus_reweight"), "softplus_reweight"),
+                        (dict(bias=jnp.zeros((1, H, 4, 4))), "dense"),
+                        (dict(q_capped=jnp.zeros((1, 4, H, D))), "q_capped"),
+                        (dict(global_tokens=2), "window")]:
+    ok, reason = kernels.supports(**options)
+    assert not ok and word in reason, (options, reason)
+  assert kernels.supports(normalizer="softplus", window=4, global_tokens=1,
+                          bias=_bias("alibi")) == (True, "")
+  q, k, v = _inputs(0, 1, 8, 8)
+  with pytest.raises(ValueError, match="ssmax"):
+    kernels.flash_attention(q, k, v, normalizer="ssmax", interpret=True)
+
+
+@pytest.mark.slow  # about 30 s on the 2-core CPU
+def test_bench_smoke(tmp_path):
+  out = tmp_path / "bench.json"
+  proc = subprocess.run([sys.executable, str(ROOT / "scripts/bench_attention.py"), "--smoke",
+                         f"--out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  rows = json.loads(out.read_text())["results"]
+  assert {r["implementation"] for r in rows} >= {"ours", "xla"}
+  assert all(r["max_abs_error_vs_xla"] < 1e-4 for r in rows if r["implementation"] == "ours")
+
+
+SWEEP = [
+    (dict(causal=True), None, jnp.float32),
+    (dict(causal=False), None, jnp.float32),
+    (dict(causal=True, window=8), None, jnp.float32),
+    (dict(causal=True, window=8, global_tokens=3), "alibi", jnp.float32),
+    (dict(causal=False, window=5, global_tokens=17), "alibi", jnp.float32),
+    (dict(causal=True), "t5", jnp.float32),
+    (dict(normalizer="softplus", causal=True), None, jnp.float32),
+    (dict(normalizer="softplus", causal=False, lengths=jnp.array([7])), "t5", jnp.float32),
+    (dict(normalizer="softplus", causal=False, window=9, global_tokens=2), "alibi", jnp.float32),
+    (dict(causal=True, scale=0.3), "alibi", jnp.bfloat16),
+    (dict(normalizer="softplus", causal=True), "t5", jnp.bfloat16),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options,bias_kind,dtype", SWEEP)
+@pytest.mark.parametrize("t,s", [(37, 45), (16, 16), (50, 11)])
+def test_kernel_sweep(options, bias_kind, dtype, t, s):
+  atol = 3e-2 if dtype == jnp.bfloat16 else 2e-5
+  _check(options, t=t, s=s, dtype=dtype, atol=atol,
+         bias=_bias(bias_kind, bidirectional=not options["causal"]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="needs a GPU")
+@pytest.mark.parametrize("options", [dict(causal=True), dict(normalizer="softplus")])
+def test_kernel_lowers_on_gpu(options):
+  q, k, v = _inputs(0, 1, 256, 256, jnp.bfloat16)
+  out = kernels.flash_attention(q, k, v, **options)
+  ref = reference.attention(q, k, v, **options)
+  np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(ref, np.float32),
+                             atol=3e-2)
