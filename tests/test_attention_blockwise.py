@@ -80,3 +80,35 @@ def test_cases_cover_every_normalizer_bias_and_mask():
   assert any(s["window"] and not s["global_tokens"] for _, s, _, _ in seen)
   assert {s["causal"] for _, s, _, _ in seen} == {True, False}
   assert any(a["q"].shape[1] % block for a, _, _, block in seen), "a ragged last block"
+
+
+@pytest.mark.parametrize("normalizer,causal", [("softmax", True), ("ssmax", False),
+                                               ("softplus", True), ("softplus_reweight", False)])
+def test_window_blocks_gather_only_their_key_band(normalizer, causal, monkeypatch):
+  """Lambda mask over 40 keys: each block of 8 queries sees 3 global keys + a band of keys."""
+  from lengthgen.attention import reference
+  key_counts = []
+  original = reference.attention
+  monkeypatch.setattr(reference, "attention",
+                      lambda q, k, v, **kw: key_counts.append(k.shape[1]) or original(q, k, v, **kw))
+  r = np.random.default_rng(7)
+  t, h, d, window, g = 40, 2, 8, 5, 3
+  q, k, v = (jnp.asarray(r.normal(size=(2, t, h, d)), jnp.float32) for _ in range(3))
+  dense = jnp.asarray(r.normal(size=(2, h, t, t)), jnp.float32)
+  extra = dict(ssmax_scale=jnp.asarray([0.7, 1.3])) if normalizer == "ssmax" else {}
+
+  def loss(q, k, v, dense, implementation):
+    out = attn.dot_product_attention(q, k, v, normalizer=normalizer, causal=causal,
+                                     window=window, global_tokens=g, bias=dense,
+                                     lengths=jnp.asarray([40, 33]), block_size=8,
+                                     implementation=implementation, **extra)
+    return jnp.sum(out * jnp.cos(jnp.arange(out.size, dtype=jnp.float32)).reshape(out.shape))
+
+  want = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(q, k, v, dense, "xla")
+  band = 8 + (window - 1) * (1 if causal else 2)
+  key_counts.clear()
+  got = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(q, k, v, dense, "xla_blockwise")
+  assert key_counts and set(key_counts) == {g + band}, key_counts
+  np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=1e-5, atol=1e-5)
+  for a, b in zip(got[1], want[1]):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-4)

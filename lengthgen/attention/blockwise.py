@@ -6,6 +6,12 @@ recomputes each block in the backward pass (nothing of size T * S is saved), acc
 gradients of k, v, the bias spec (a T5 table, ALiBi slopes, a dense bias) and the normalizer
 parameters. Every normalizer, mask and bias of the reference is supported, with identical
 semantics, because each block *is* the reference.
+
+Under a window (sliding or Lambda mask) a query block only sees the first ``global_tokens``
+keys and a band of ``block + window - 1`` keys (``block + 2 * (window - 1)`` non-causal), so
+each block gathers just those keys: cost and memory are linear in T, as for the kernels. A
+global token that also lies in the band is marked invisible in its global copy (index
+``NEVER_VISIBLE``), so every visible key is counted once.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import jax
 import jax.numpy as jnp
 
 from lengthgen.attention import masks, reference
+
+
+NEVER_VISIBLE = 2 ** 30
 
 
 def _is_dense(bias) -> bool:
@@ -34,6 +43,17 @@ def _block(i, q_blk, k, v, params, ints, static):
   if _is_dense(bias):
     bias = jax.lax.dynamic_slice_in_dim(bias, start, block_size, axis=2)
   q_pos = jax.lax.dynamic_slice_in_dim(q_positions, start, block_size, axis=1)
+  key_band = options.pop("key_band")
+  if key_band is not None:  # only the keys this block can see (see module docstring)
+    g, band = key_band
+    lo = jnp.clip(q_start + start - (options["window"] - 1), 0, k.shape[1] - band)
+    glob = jnp.arange(g)
+    take = jnp.concatenate([glob, lo + jnp.arange(band)])
+    options["k_index"] = jnp.concatenate([jnp.where(glob >= lo, NEVER_VISIBLE, glob),
+                                          lo + jnp.arange(band)])
+    k, v, k_positions = (jnp.take(x, take, axis=1) for x in (k, v, k_positions))
+    if _is_dense(bias):
+      bias = jnp.take(bias, take, axis=3)
   return reference.attention(q_blk, k, v, q_start=q_start + start, q_positions=q_pos,
                              k_positions=k_positions, lengths=lengths, bias=bias,
                              ssmax_scale=ssmax_scale, length_scale=length_scale, **options)
@@ -94,8 +114,15 @@ def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=N
   if _is_dense(bias):
     bias = jnp.asarray(bias, jnp.float32)
     bias = jnp.pad(bias, ((0, 0), (0, 0), (0, pad), (0, 0)))
+  key_band = None
+  window = options.get("window")
+  if window is not None:
+    band = block + (window - 1) * (1 if options.get("causal", True) else 2)
+    g = min(options.get("global_tokens", 0), s)
+    if g + band < s:
+      key_band = (g, band)
   static = tuple(sorted({**options, "block_size": block, "q_start": q_start,
-                         "capped": q_capped is not None}.items()))
+                         "capped": q_capped is not None, "key_band": key_band}.items()))
   out = _blockwise(static, q_blocks, k_BSHD, v_BSHD, (bias, ssmax_scale, length_scale),
                    (q_positions, jnp.asarray(k_positions),
                     None if lengths is None else jnp.asarray(lengths)))

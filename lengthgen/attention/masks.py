@@ -23,7 +23,8 @@ def default_positions(b: int, t: int, s: int, q_positions=None, k_positions=None
 
 def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
               global_tokens: int = 0, lengths: jax.Array | None = None,
-              q_start: int | jax.Array | None = None) -> jax.Array:
+              q_start: int | jax.Array | None = None,
+              k_index: jax.Array | None = None) -> jax.Array:
   """Boolean mask [B|1, 1, T, S].
 
   Args:
@@ -33,10 +34,12 @@ def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
     global_tokens: the first keys, always visible (subject to causality).
     lengths: [B] number of valid keys per example (padding at the end is hidden).
     q_start: key index of the first query (default S - T: queries end with the keys).
+    k_index: [S] sequence index of each key, default 0..S-1 (the blockwise reference passes
+      a subset of the keys; under a window, an index >= 2**30 is never visible).
   """
   q_start = s - t if q_start is None else q_start
   qi = q_start + jnp.arange(t)[:, None]
-  kj = jnp.arange(s)[None, :]
+  kj = (jnp.arange(s) if k_index is None else jnp.asarray(k_index))[None, :]
   mask = jnp.ones((t, s), dtype=bool)
   if causal:
     mask = kj <= qi

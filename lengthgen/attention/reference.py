@@ -33,13 +33,17 @@ def _scores(q_BTHD, k_BSHD, normalizer, n_visible, scale):
 def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, window=None,
                       global_tokens=0, bias=None, q_positions=None, k_positions=None,
                       scale=None, lengths=None, q_start=None, ssmax_scale=None,
-                      length_scale=None, reweight_power=15.0, q_capped=None) -> jax.Array:
+                      length_scale=None, reweight_power=15.0, q_capped=None,
+                      k_index=None) -> jax.Array:
   """Attention weights, float32 [B, H, T, S]; fully masked rows are all zero.
 
   ``q_capped`` (LM-Infinite's distance cap for rotate-type encodings): queries rotated as if
   they stood ``window`` positions after the start. Their scores replace those of the global
   tokens that lie beyond the local window, so no query sees a distance larger than the
   window, however long the sequence.
+
+  ``k_index`` [S]: sequence index of each key when k is a subset of the sequence (see
+  ``masks.make_mask``); positions must then be given for exactly these keys.
   """
   b, t, _, d = q_BTHD.shape
   s = k_BSHD.shape[1]
@@ -47,7 +51,7 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
   q_positions, k_positions = masks.default_positions(b, t, s, q_positions, k_positions,
                                                      q_start=q_start)
   mask = masks.make_mask(t, s, causal=causal, window=window, global_tokens=global_tokens,
-                         lengths=lengths, q_start=q_start)
+                         lengths=lengths, q_start=q_start, k_index=k_index)
   mask = jnp.broadcast_to(mask, (mask.shape[0], 1, t, s))
   n_visible = jnp.sum(mask, axis=-1, keepdims=True)
   scores = _scores(q_BTHD, k_BSHD, normalizer, n_visible, scale)
@@ -55,7 +59,7 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
     if window is None or not global_tokens:
       raise ValueError("q_capped (the distance cap) needs a window and global_tokens")
     qi = q_start + jnp.arange(t)[:, None]
-    kj = jnp.arange(s)[None, :]
+    kj = (jnp.arange(s) if k_index is None else k_index)[None, :]
     far_global = (kj < global_tokens) & (qi - kj >= window)
     scores = jnp.where(far_global, _scores(q_capped, k_BSHD, normalizer, n_visible, scale),
                        scores)
