@@ -78,6 +78,7 @@ class TrainConfig:
   keep_checkpoints: int = 3
   init_from: str | None = None     # fine-tune: start from the params of this parent workdir
   num_seeds: int = 1               # train seeds seed..seed+N-1 at once (vmap over models)
+  param_sharding: str = "replicated"  # several devices: replicated | fsdp (lengthgen.parallel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +263,8 @@ def validate(config: ExperimentConfig) -> None:
   _check(t.weight_decay >= 0, "config.train.weight_decay", f"must be >= 0, got {t.weight_decay}")
   _check(t.grad_clip > 0, "config.train.grad_clip", f"must be > 0, got {t.grad_clip}")
   _check(t.seed >= 0, "config.train.seed", f"must be >= 0, got {t.seed}")
+  from lengthgen.parallel.mesh import PARAM_SHARDINGS
+  _choice(t.param_sharding, list(PARAM_SHARDINGS), "config.train.param_sharding")
 
   e = config.eval
   for name in ("min_length", "max_length", "num_examples", "batch_size", "bucket",
