@@ -4,6 +4,9 @@
     python -m experiments.train --config=experiments/configs/demo.py:tiny --workdir=/tmp/t \
         --config.model.positional=rope --config.train.steps=50
 
+Every visible device trains data parallel (config.train.param_sharding: replicated | fsdp);
+multi-host runs add --coordinator_address=HOST:PORT --num_processes=N --process_id=I.
+
 Rerunning with the same --workdir resumes from its newest checkpoint. A workdir that holds
 a run with a different config is refused unless --overwrite (delete it) or --new_run (keep it
 under WORKDIR/previous_runs/) is given.
@@ -26,6 +29,15 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False,
 _NEW_RUN = flags.DEFINE_bool("new_run", False,
                              "Keep a previous run with a different config in --workdir under "
                              "previous_runs/ and start a new one.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-host: host:port of process 0 (or $LENGTHGEN_COORDINATOR).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Multi-host: number of processes (or $LENGTHGEN_NUM_PROCESSES).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "Multi-host: this process's id (or $LENGTHGEN_PROCESS_ID).")
+_DISTRIBUTED_AUTO = flags.DEFINE_bool(
+    "distributed_auto", False, "Multi-host: let jax.distributed.initialize() detect the cluster "
+    "(SLURM, Open MPI, Cloud TPU).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -60,6 +72,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save and restore at INFO
+  from lengthgen import parallel
+  try:
+    parallel.initialize_from_env(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                 auto=_DISTRIBUTED_AUTO.value)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   try:
     config = ExperimentConfig.from_dict(_CONFIG.value)
     train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
