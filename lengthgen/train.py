@@ -293,6 +293,10 @@ def _log(log, step, m, t: TrainConfig):
 def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: bool = False,
                        new_run: bool = False, verbose: bool = True) -> dict:
   """Trains, evaluates every length, writes results.json and the figure; returns the results."""
+  if config.hints:  # task hinting: a main task with hint tasks (lengthgen.multitask)
+    from lengthgen import multitask
+    return multitask.train_and_evaluate(config, workdir, overwrite=overwrite, new_run=new_run,
+                                        verbose=verbose)
   main = parallel.is_main_process()  # only process 0 writes the workdir's files
   if main:
     prepare_workdir(config, workdir, overwrite=overwrite, new_run=new_run)
