@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import numpy as np
 
 from lengthgen.parallel import mesh as mesh_lib
 
@@ -36,10 +37,10 @@ class DataParallel:
 
   def put_state(self, state):
     """The state laid out on the mesh (every process holds the same initial values)."""
-    return jax.device_put(state, self.state_shardings(state))
+    return _put(state, self.state_shardings(state))
 
   def put_replicated(self, tree):
-    return jax.device_put(tree, mesh_lib.replicated(self.mesh))
+    return _put(tree, jax.tree.map(lambda _: mesh_lib.replicated(self.mesh), tree))
 
   def inputs(self, host_inputs):
     return mesh_lib.global_batch(host_inputs, self.mesh, model_axis=self.model_axis)
@@ -52,3 +53,22 @@ class DataParallel:
   def gather(self, tree):
     """Every leaf fully replicated (for evaluation and host reads)."""
     return jax.jit(lambda x: x, out_shardings=mesh_lib.replicated(self.mesh))(tree)
+
+
+def _put(tree, shardings):
+  """Host values (equal on every process) onto global shardings, PRNG keys included.
+
+  ``jax.device_put`` refuses shardings with devices of other processes; a jitted identity on
+  host numpy arrays (taken as equal everywhere) lays them out instead.
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  is_key = [jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
+            for x in leaves]
+  impls = [jax.random.key_impl(x) if k else None for x, k in zip(leaves, is_key)]
+  host = [np.asarray(jax.random.key_data(x) if k else x) for x, k in zip(leaves, is_key)]
+
+  def rebuild(host):
+    return treedef.unflatten([jax.random.wrap_key_data(x, impl=impl) if impl is not None
+                              else x for x, impl in zip(host, impls)])
+
+  return jax.jit(rebuild, out_shardings=shardings)(host)
