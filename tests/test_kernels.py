@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -69,6 +70,25 @@ def _check(options, *, b=1, t=37, s=45, seed=0, dtype=jnp.float32, atol=2e-5, bi
 def test_kernel_matches_reference(options, bias_kind):
   b = 2 if "lengths" in options else 1
   _check(options, b=b, bias=_bias(bias_kind, bidirectional=not options["causal"]))
+
+
+def test_lambda_mask_skips_key_blocks():
+  """Key blocks visited per query block: O(window + global) with a Lambda mask, not O(S)."""
+  from lengthgen.kernels import flash
+  bk, s = 32, 4096
+  cfg = flash.Config(normalizer="softmax", causal=True, window=64, global_tokens=10,
+                     bias_kind="none", bidirectional=False, num_buckets=1, max_distance=1,
+                     q_start=0, seq_k=s, block_q=32, block_k=bk)
+  visited = set()
+  for q_lo in (0, 1024, 4064):
+    ranges = flash._key_ranges(cfg, q_lo, q_lo + 31, s, s // bk)
+    blocks = [j for a, z in ranges for j in range(int(a), int(z))]
+    assert len(blocks) == len(set(blocks)) <= 4, (q_lo, blocks)
+    visited |= {(q_lo, j) for j in blocks}
+    assert 0 in blocks and q_lo // bk in blocks  # the global block and the diagonal block
+  dense = dataclasses.replace(cfg, window=None, global_tokens=0)
+  assert [tuple(map(int, r)) for r in flash._key_ranges(dense, 4064, 4095, s, s // bk)] == [
+      (0, s // bk)]
 
 
 def test_dispatch_interpret_matches_xla():

@@ -61,7 +61,9 @@ def _row_multiplier(normalizer, b, t, s, d, scale, causal, window, global_tokens
   n = jnp.maximum(hi - lo + 1, 0)
   if global_tokens:
     limit = jnp.minimum(kv_len, qi + 1) if causal else kv_len
-    n = n + jnp.maximum(jnp.minimum(jnp.minimum(global_tokens, lo), limit), 0)
+    g = jnp.maximum(jnp.minimum(global_tokens, limit), 0)  # global keys [0, g)
+    overlap = jnp.maximum(jnp.minimum(hi, g - 1) - lo + 1, 0)  # already in the band
+    n = n + g - overlap
   n = jnp.broadcast_to(n, (b, t))
   return math.log(d) * jnp.log(jnp.maximum(n, 1).astype(jnp.float32))
 

@@ -83,18 +83,22 @@ def _buckets(cfg, rel):
 def _key_ranges(cfg, q_lo, q_hi, kv_len, num_k):
   """[(start, stop)] key-block ranges a query block [q_lo, q_hi] may see (disjoint)."""
   bk = cfg.block_k
-  hi = jnp.minimum(num_k, _cdiv(kv_len, bk))
+  base_hi = jnp.minimum(num_k, _cdiv(kv_len, bk))  # bound that also holds for global tokens
   if cfg.causal:
-    hi = jnp.minimum(hi, jnp.maximum(q_hi, -1) // bk + 1)
-  elif cfg.window is not None:
-    hi = jnp.minimum(hi, jnp.maximum(q_hi + cfg.window - 1, -1) // bk + 1)
+    base_hi = jnp.minimum(base_hi, jnp.maximum(q_hi, -1) // bk + 1)
   if cfg.window is None:
-    return [(0, hi)]
-  lo = jnp.minimum(jnp.maximum(q_lo - cfg.window + 1, 0) // bk, hi)
+    return [(0, base_hi)]
+  hi = base_hi
+  if not cfg.causal:
+    hi = jnp.minimum(hi, jnp.maximum(q_hi + cfg.window - 1, -1) // bk + 1)
+  lo = jnp.maximum(q_lo - cfg.window + 1, 0) // bk
+  local = (lo, jnp.maximum(hi, lo))
   if not cfg.global_tokens:
-    return [(lo, hi)]
-  g_hi = jnp.minimum(jnp.minimum(_cdiv(cfg.global_tokens, bk), lo), hi)
-  return [(0, g_hi), (lo, hi)]
+    return [local]
+  g_blocks = jnp.minimum(_cdiv(cfg.global_tokens, bk), base_hi)
+  # Global blocks before the band, the band, global blocks after it (when the band is short).
+  after = jnp.maximum(hi, lo)
+  return [(0, jnp.minimum(g_blocks, lo)), local, (after, jnp.maximum(g_blocks, after))]
 
 
 def _query_range(cfg, k_lo, k_hi, kv_len, num_q):
