@@ -22,13 +22,27 @@ from lengthgen.kernels import flash as _flash
 NORMALIZERS = ("softmax", "softplus")
 BLOCK_Q = 32
 BLOCK_K = 32
+HARDWARE_VALIDATED = False  # set True once the GPU tests (pytest -m gpu) pass on hardware
 
 
 def supports(*, normalizer="softmax", causal=True, window=None, global_tokens=0, bias=None,
              q_positions=None, k_positions=None, scale=None, lengths=None, **extra
              ) -> tuple[bool, str]:
-  """(True, "") if ``flash_attention`` computes this variant, else (False, reason)."""
-  del causal, q_positions, k_positions, scale, lengths
+  """(True, "") if ``flash_attention`` computes this variant, else (False, reason).
+
+  On a GPU or TPU this is (False, ...) until the kernels have been validated there, so
+  ``implementation="auto"`` keeps using the reference; ``flash_attention`` itself still runs.
+  """
+  ok, reason = _variant_supported(normalizer=normalizer, window=window,
+                                  global_tokens=global_tokens, bias=bias, **extra)
+  if ok and jax.default_backend() in ("gpu", "tpu") and not HARDWARE_VALIDATED:
+    return False, ("the Pallas kernels have only been tested in interpret mode; they are not "
+                   f"yet validated on {jax.default_backend()} (call flash_attention directly "
+                   "to try them)")
+  return ok, reason
+
+
+def _variant_supported(*, normalizer, window, global_tokens, bias, **extra):
   used = sorted(name for name, value in extra.items() if value is not None)
   if used:
     return False, f"the kernels do not implement the option(s) {used}"
@@ -87,8 +101,8 @@ def flash_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causal=True
 
   Raises ValueError for a variant ``supports`` rejects (never falls back).
   """
-  ok, reason = supports(normalizer=normalizer, causal=causal, window=window,
-                        global_tokens=global_tokens, bias=bias, **extra)
+  ok, reason = _variant_supported(normalizer=normalizer, window=window,
+                                  global_tokens=global_tokens, bias=bias, **extra)
   if not ok:
     raise ValueError(f"lengthgen.kernels does not support this variant: {reason}")
   b, t, h, d = q_BTHD.shape
