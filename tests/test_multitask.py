@@ -80,8 +80,9 @@ def test_per_task_heads_select_by_task_id():
   params = s.model.init(jax.random.key(0), inputs["tokens"], inputs["positions"],
                         task_ids_B=inputs["task_ids"])["params"]
   tokens, positions = inputs["tokens"][:2], inputs["positions"][:2]
-  out = {k: s.model.apply({"params": params}, tokens, positions,
-                          task_ids_B=jnp.full((2,), k)) for k in (0, 1)}
+  apply = jax.jit(lambda p, k: s.model.apply({"params": p}, tokens, positions,
+                                             task_ids_B=jnp.full((2,), k)))
+  out = {k: apply(params, k) for k in (0, 1)}
   v = len(s.vocab)
   kernel = params["trunk"]["head"]["logits"]["kernel"]
   assert kernel.shape[-1] == 2 * v
@@ -91,8 +92,7 @@ def test_per_task_heads_select_by_task_id():
   zeroed["trunk"]["head"]["logits"]["kernel"] = kernel.at[:, v:].set(0.0)
   zeroed["trunk"]["head"]["logits"]["bias"] = \
       params["trunk"]["head"]["logits"]["bias"].at[v:].set(0.0)
-  z = {k: s.model.apply({"params": zeroed}, tokens, positions, task_ids_B=jnp.full((2,), k))
-       for k in (0, 1)}
+  z = {k: apply(zeroed, k) for k in (0, 1)}
   np.testing.assert_allclose(z[0], out[0], rtol=1e-6)
   np.testing.assert_allclose(z[1], 0.0, atol=1e-7)
 
@@ -107,7 +107,7 @@ def test_zero_weight_task_gets_no_gradient():
     fn = lambda p: multitask.loss_and_metrics(p, inp, jax.random.key(0), model=s.model,
                                               names=tuple(s.names), weights=weights,
                                               train=False)[0]
-    return jax.grad(fn)(params)
+    return jax.jit(jax.grad(fn))(params)
 
   g = grads(inputs, (1.0, 0.0))
   v = len(s.vocab)
