@@ -1,0 +1,48 @@
+"""Tests for lengthgen.analysis: aggregation over seeds on hand-made results.json files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from lengthgen import analysis
+
+
+def _write(d, name, seed, positional, in_d, out_d, curve):
+  wd = os.path.join(d, name)
+  os.makedirs(wd)
+  res = {'task': 'copy', 'positional': positional, 'normalizer': 'softmax', 'model': 'decoder',
+         'train_lengths': [1, 4], 'steps': 10, 'seed': seed,
+         'eval': [{'length': n, 'exact_match': a, 'token_accuracy': a, 'num_examples': 8}
+                  for n, a in curve],
+         'score': {'in_distribution': in_d, 'out_of_distribution': out_d}}
+  with open(os.path.join(wd, 'results.json'), 'w') as f:
+    json.dump(res, f)
+
+
+def test_aggregate_mean_std(tmp_path):
+  d = str(tmp_path)
+  _write(d, 'nope_s0', 0, 'nope', 1.0, 0.2, [(4, 1.0), (8, 0.2)])
+  _write(d, 'nope_s1', 1, 'nope', 0.5, 0.6, [(4, 0.5), (8, 0.6)])
+  _write(d, 'rope_s0', 0, 'rope', 0.9, 0.0, [(4, 0.9), (8, 0.0)])
+  os.makedirs(os.path.join(d, 'unfinished'))  # no results.json: ignored
+  rows = {r['positional']: r for r in analysis.aggregate_over_seeds(analysis.load_sweep(d))}
+  assert set(rows) == {'nope', 'rope'}
+  nope = rows['nope']
+  assert nope['num_seeds'] == 2 and nope['seeds'] == [0, 1]
+  np.testing.assert_allclose([nope['in_mean'], nope['in_std']], [np.mean([1.0, 0.5]), np.std([1.0, 0.5])])
+  np.testing.assert_allclose([nope['out_mean'], nope['out_std']], [0.4, 0.2])
+  np.testing.assert_allclose(np.array(nope['curve']), [[4, 0.75, 0.25], [8, 0.4, 0.2]])
+  assert rows['rope']['out_std'] == 0.0
+  md = analysis.table_markdown(list(rows.values()))
+  assert '0.400 ± 0.200' in md
+  csv_text = analysis.table_csv(list(rows.values())).splitlines()
+  assert len(csv_text) == 3 and csv_text[0].startswith('task,positional')
+
+
+def test_missing_key_and_dir_raise(tmp_path):
+  with pytest.raises(ValueError, match='does not exist'):
+    analysis.load_sweep(str(tmp_path / 'nope'))
+  with pytest.raises(ValueError, match='missing keys'):
+    analysis.aggregate_over_seeds([{'task': 'copy'}])
