@@ -46,3 +46,41 @@ def test_missing_key_and_dir_raise(tmp_path):
     analysis.load_sweep(str(tmp_path / 'nope'))
   with pytest.raises(ValueError, match='missing keys'):
     analysis.aggregate_over_seeds([{'task': 'copy'}])
+
+
+def _sweep_module():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), '..', 'scripts', 'sweep.py')
+  spec = importlib.util.spec_from_file_location('sweep', path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def test_sweep_skips_finished_and_summarizes(tmp_path, capsys):
+  sweep = _sweep_module()
+  d = str(tmp_path)
+  for enc in ('nope', 'rope'):
+    for seed in (0, 1):
+      _write(d, f'copy_{enc}_softmax_s{seed}', seed, enc, 1.0, 0.1 * seed, [(4, 1.0), (8, 0.1 * seed)])
+  sweep.main(['--config=experiments/configs/demo.py:tiny', f'--dir={d}', '--encodings=nope,rope',
+              '--seeds=0,1'])
+  assert capsys.readouterr().out.count('skip ') == 4
+  for f in ('summary.md', 'summary.csv', 'accuracy_vs_length_copy.png'):
+    assert os.path.getsize(os.path.join(d, f)) > 0
+  assert '0.050 ± 0.050' in open(os.path.join(d, 'summary.md')).read()
+
+
+@pytest.mark.slow
+def test_tiny_sweep_end_to_end(tmp_path):
+  """2 encodings x 1 x 1 x 2 seeds of demo.py:tiny (~60 s on 2 CPU cores), then a resumed no-op."""
+  import time  # pylint: disable=g-import-not-at-top
+  sweep = _sweep_module()
+  args = ['--config=experiments/configs/demo.py:tiny', f'--dir={tmp_path}',
+          '--encodings=nope,rope', '--seeds=0,1']
+  sweep.main(args)
+  rows = analysis.aggregate_over_seeds(analysis.load_sweep(str(tmp_path)))
+  assert len(rows) == 2 and all(r['num_seeds'] == 2 for r in rows)
+  t0 = time.time()
+  sweep.main(args)
+  assert time.time() - t0 < 10
