@@ -10,6 +10,7 @@ from lengthgen.tasks.base import Batch, Task, concat_batches, pad_batch
 from lengthgen.tasks.chomsky import CHOMSKY_TASKS
 from lengthgen.tasks.addition import Addition
 from lengthgen.tasks.copy import Copy
+from lengthgen.tasks.hints import HINT_TASKS
 from lengthgen.tasks.parity import Parity
 from lengthgen.tasks.rasp import Count, Mode
 from lengthgen.tasks.reverse import Reverse
@@ -24,6 +25,7 @@ TASKS = {
     "count": Count,
     "mode": Mode,
     **CHOMSKY_TASKS,
+    **HINT_TASKS,
 }
 
 
