@@ -41,15 +41,20 @@ def evaluate_length(model, params, config: ExperimentConfig, task: Task, length:
   batch = task.sample(rng, e.num_examples, length)
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
   inputs = data.model_inputs(batch, config, task, rng, train=False)
-  n = e.num_examples
   size = eval_batch_size(config, batch.tokens.shape[1])
+  return length_row(lambda chunk: eval_step(params, chunk, model=model), inputs, length, size)
+
+
+def length_row(run, inputs: dict[str, np.ndarray], length: int, size: int) -> dict:
+  """Runs ``run(chunk) -> masked_accuracies`` over batches of ``size`` examples (the last one
+  zero-padded) and returns the per-length row: exact match and token accuracy."""
+  n = len(next(iter(inputs.values())))
   padded_n = data.round_up(n, size)
   inputs = {k: np.concatenate([v, np.zeros((padded_n - n,) + v.shape[1:], v.dtype)])
             for k, v in inputs.items()}
   correct = total = exact = 0
   for i in range(0, padded_n, size):
-    chunk = {k: v[i:i + size] for k, v in inputs.items()}
-    out = jax.device_get(eval_step(params, chunk, model=model))
+    out = jax.device_get(run({k: v[i:i + size] for k, v in inputs.items()}))
     valid = slice(0, max(0, min(size, n - i)))
     correct += int(out["correct"][valid].sum())
     total += int(out["total"][valid].sum())

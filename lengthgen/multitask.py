@@ -342,21 +342,9 @@ def evaluate_length(s: Setup, params, k: int, length: int) -> dict:
   batch = to_union(s.specs[k].task.sample(rng, e.num_examples, length), s, k)
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
   inputs = _inputs(batch, np.full(e.num_examples, k), s, rng, train=False)
-  n = e.num_examples
   size = evaluate.eval_batch_size(config, batch.tokens.shape[1])
-  padded_n = data.round_up(n, size)
-  inputs = {key: np.concatenate([v, np.zeros((padded_n - n,) + v.shape[1:], v.dtype)])
-            for key, v in inputs.items()}
-  correct = total = exact = 0
-  for i in range(0, padded_n, size):
-    out = jax.device_get(eval_step(params, {key: v[i:i + size] for key, v in inputs.items()},
-                                   model=s.model))
-    valid = slice(0, max(0, min(size, n - i)))
-    correct += int(out["correct"][valid].sum())
-    total += int(out["total"][valid].sum())
-    exact += int(out["exact"][valid].sum())
-  return {"length": int(length), "exact_match": exact / n,
-          "token_accuracy": correct / max(total, 1), "num_examples": n}
+  return evaluate.length_row(lambda chunk: eval_step(params, chunk, model=s.model), inputs,
+                             length, size)
 
 
 def evaluate_all(s: Setup, params) -> dict:
