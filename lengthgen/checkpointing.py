@@ -67,5 +67,13 @@ class Checkpointer:
       if skipped:
         self._manager.reload()
 
+  def resume(self, state: Any) -> tuple[int, Any]:
+    """(step, state) of the newest good checkpoint, announced; (0, ``state``) if none."""
+    restored = self.restore_latest(state)
+    if restored is None:
+      return 0, state
+    print(f"Resuming from checkpoint step {restored[0]} in {self.directory}", flush=True)
+    return restored
+
   def close(self) -> None:
     self._manager.close()

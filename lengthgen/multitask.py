@@ -293,11 +293,7 @@ def train(config: ExperimentConfig, workdir: str, *, until: int | None = None):
   tx = make_optimizer(t)
   state = init_state(s, tx, training_inputs(s, 0))
   ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
-  restored = ckpt.restore_latest(state)
-  start = 0
-  if restored is not None:
-    start, state = restored
-    print(f"Resuming from checkpoint step {start} in {ckpt.directory}", flush=True)
+  start, state = ckpt.resume(state)
   log = metrics.MetricsLog(workdir, resume_step=start)
   weights = tuple(sp.weight for sp in s.specs)
   step_fn = jax.jit(functools.partial(train_step, model=s.model, tx=tx, names=tuple(s.names),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import shutil
 
@@ -219,12 +218,8 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
     host_inputs_of = inputs_of
     inputs_of = lambda step: dp.inputs(host_inputs_of(step))
   ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
-  restored = ckpt.restore_latest(state)
-  start = 0
-  if restored is not None:
-    start, state = restored
-    print(f"Resuming from checkpoint step {start} in {ckpt.directory}", flush=True)
-  elif t.init_from:
+  start, state = ckpt.resume(state)
+  if not start and t.init_from:
     if many:
       raise ConfigError("config.train.init_from fine-tunes one model; set num_seeds=1")
     state = {**state, "params": parent_params(t.init_from, state["params"])}
@@ -242,7 +237,7 @@ def train(config: ExperimentConfig, workdir: str, *, task=None, model=None,
   if dp is not None:
     key = dp.put_replicated(key)
   progress = metrics.Progress(t.steps, start, t.log_every)
-  last_good = start if restored is not None else None
+  last_good = start or None
 
   def read(step, device_metrics):
     """Fetches a step's metrics and stops the run if its loss is not finite."""

@@ -16,18 +16,12 @@ import time
 
 import numpy as np
 
+from lengthgen.tasks.base import examples_per_second
 from lengthgen.tasks.chomsky import CHOMSKY_TASKS
 
 
 def measure(name, batch_size, length, seconds):
-  task = CHOMSKY_TASKS[name]()
-  rng = np.random.default_rng(0)
-  task.sample(rng, batch_size, length)
-  n, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    task.sample(rng, batch_size, length)
-    n += batch_size
-  return n / (time.perf_counter() - start)
+  return examples_per_second(CHOMSKY_TASKS[name](), batch_size, length, seconds)
 
 
 def protocol_seconds(name):

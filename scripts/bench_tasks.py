@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
 import numpy as np
 
 import lengthgen.tasks as tasks
+from lengthgen.tasks.base import examples_per_second
 
 CASES = [("copy", {}), ("copy", {"variant": "repeat"}), ("copy", {"variant": "replace"}),
          ("copy", {"variant": "twice"}), ("copy", {"variant": "unique", "alphabet_size": 64}),
@@ -25,14 +25,7 @@ CASES = [("copy", {}), ("copy", {"variant": "repeat"}), ("copy", {"variant": "re
 
 
 def measure(name, options, batch_size=1024, length=20, seconds=0.5):
-  task = tasks.get(name, **options)
-  rng = np.random.default_rng(0)
-  task.sample(rng, batch_size, length)
-  n, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    task.sample(rng, batch_size, length)
-    n += batch_size
-  return n / (time.perf_counter() - start)
+  return examples_per_second(tasks.get(name, **options), batch_size, length, seconds)
 
 
 def main():

@@ -123,3 +123,15 @@ def verify_decoder_row(row: np.ndarray, sep_id: int, solve) -> bool:
     return False
   cut = row.index(sep_id)
   return row[cut + 1:] == list(solve(row[:cut]))
+
+
+def examples_per_second(task: Task, batch_size: int, length: int, seconds: float = 0.5) -> float:
+  """Generation speed of ``task.sample`` (after one warm-up call), examples per second."""
+  import time
+  rng = np.random.default_rng(0)
+  task.sample(rng, batch_size, length)
+  n, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    task.sample(rng, batch_size, length)
+    n += batch_size
+  return n / (time.perf_counter() - start)
