@@ -118,6 +118,19 @@ def test_supports_rejects_with_reason():
     kernels.flash_attention(q, k, v, normalizer="ssmax", interpret=True)
 
 
+def test_auto_uses_kernels_only_where_validated_and_faster(monkeypatch):
+  # On a GPU the kernels are validated (VALIDATED_BACKENDS) but not measured faster, so "auto"
+  # must not pick them; on a TPU they are not validated at all; each says why.
+  for backend, word in [("gpu", "validated on gpu but not yet measured"),
+                        ("tpu", "not yet validated on tpu")]:
+    monkeypatch.setattr(jax, "default_backend", lambda backend=backend: backend)
+    ok, reason = kernels.supports(normalizer="softmax")
+    assert (ok, backend in kernels.AUTO_BACKENDS) == (False, False) and word in reason, reason
+  monkeypatch.setattr(kernels, "AUTO_BACKENDS", ("gpu",))
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert kernels.supports(normalizer="softmax") == (True, "")
+
+
 @pytest.mark.slow  # about 30 s on the 2-core CPU
 def test_bench_smoke(tmp_path):
   out = tmp_path / "bench.json"
