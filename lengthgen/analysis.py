@@ -1,4 +1,5 @@
-"""Reading finished workdirs: load results.json files, aggregate over seeds, tables.
+"""Reading finished workdirs: results.json files aggregated over seeds, tables, leaderboards,
+and trained checkpoints with their attention maps.
 
 Only reads files (DESIGN.md workdir layout); never trains. Shared by scripts and notebooks.
 """
@@ -10,7 +11,22 @@ import math
 import os
 from typing import Any, Sequence
 
-GROUP_KEYS = ('task', 'positional', 'positions', 'normalizer', 'model')
+GROUP_KEYS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model')
+# What records written before a field existed meant by its absence.
+_DEFAULTS = {'positions': 'default', 'options': ''}
+
+
+def options_label(task_options: dict[str, Any] | None) -> str:
+  """``{'variant': 'replace'}`` -> ``'variant=replace'`` (sorted; '' for none)."""
+  return ','.join(f'{k}={v}' for k, v in sorted((task_options or {}).items()))
+
+
+def _task_options(workdir: str) -> dict[str, Any]:
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f).get('task_options') or {}
 
 
 def load_results(workdir: str) -> dict[str, Any] | None:
@@ -31,15 +47,19 @@ def per_seed_records(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_sweep(sweep_dir: str) -> list[dict[str, Any]]:
-  """Per-seed results of every immediate subdirectory with a results.json, sorted by name."""
+  """Per-seed results of every immediate subdirectory with a results.json, sorted by name.
+
+  Each record also gets ``workdir`` (its name) and ``options`` (the task options of its
+  config.json, e.g. ``variant=replace``, so variants of one task are told apart).
+  """
   if not os.path.isdir(sweep_dir):
     raise ValueError(f'sweep directory {sweep_dir!r} does not exist')
   out = []
   for name in sorted(os.listdir(sweep_dir)):
     res = load_results(os.path.join(sweep_dir, name))
     if res is not None:
-      # Runs recorded before results.json named the position sampler used the default one.
-      out.extend(dict({'positions': 'default'}, **r, workdir=name)
+      options = options_label(_task_options(os.path.join(sweep_dir, name)))
+      out.extend(dict(_DEFAULTS, **r, options=options, workdir=name)
                  for r in per_seed_records(res))
   return out
 
@@ -62,7 +82,7 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
   """
   groups: dict[tuple, list[dict[str, Any]]] = {}
   for r in results:
-    r = {'positions': 'default', **r}  # older records did not name the position sampler
+    r = {**_DEFAULTS, **r}
     missing = [k for k in keys if k not in r]
     if missing:
       raise ValueError(f'result is missing keys {missing}; valid keys: {sorted(r)}')
@@ -85,7 +105,7 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
   return rows
 
 
-_COLUMNS = ('task', 'positional', 'positions', 'normalizer', 'model', 'num_seeds', 'in_mean',
+_COLUMNS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model', 'num_seeds', 'in_mean',
             'in_std', 'out_mean', 'out_std', 'seconds', 'device')
 
 
@@ -103,11 +123,120 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
   """Markdown table: in/out-of-distribution exact match as mean ± std over seeds."""
   lines = ['| task | positional | positions | normalizer | model | seeds | in-dist | out-of-dist '
            '| compute |', '|---|---|---|---|---|---|---|---|---|']
-  for r in sorted(rows, key=lambda r: (r['task'], -r['out_mean'])):
+  for r in sorted(rows, key=lambda r: (task_label(r), -r['out_mean'])):
     cost = ('n/a' if r.get('seconds') is None
             else f"{r['seconds']:.0f} s on {r['device']}")
-    lines.append(f"| {r['task']} | {r['positional']} | {r['positions']} | {r['normalizer']} | "
+    lines.append(f"| {task_label(r)} | {r['positional']} | {r['positions']} | {r['normalizer']} | "
                  f"{r['model']} | "
                  f"{r['num_seeds']} | {r['in_mean']:.3f} ± {r['in_std']:.3f} | "
                  f"{r['out_mean']:.3f} ± {r['out_std']:.3f} | {cost} |")
   return '\n'.join(lines) + '\n'
+
+
+def task_label(row: dict[str, Any]) -> str:
+  """``copy`` or, with task options, ``copy[variant=replace]``."""
+  options = row.get('options', '')
+  return f"{row['task']}[{options}]" if options else row['task']
+
+
+def leaderboard(rows: Sequence[dict[str, Any]], metric: str = 'out_mean'
+                ) -> dict[str, list[dict[str, Any]]]:
+  """Per task (``task_label``), the aggregated rows ranked by ``metric`` (best first), each
+  with its ``rank`` (1 = best; ties share a rank). ``rows`` come from ``aggregate_over_seeds``.
+  """
+  if rows and metric not in rows[0]:
+    raise ValueError(f'unknown metric {metric!r}; valid: in_mean, out_mean')
+  board: dict[str, list[dict[str, Any]]] = {}
+  for r in rows:
+    board.setdefault(task_label(r), []).append(r)
+  for task, rs in board.items():
+    rs.sort(key=lambda r: -r[metric])
+    ranked = []
+    for i, r in enumerate(rs):
+      tied = ranked and ranked[-1][metric] == r[metric]
+      ranked.append(dict(r, rank=ranked[-1]['rank'] if tied else i + 1))
+    board[task] = ranked
+  return dict(sorted(board.items()))
+
+
+def leaderboard_markdown(board: dict[str, list[dict[str, Any]]]) -> str:
+  """One table: per task, the encodings in rank order with out-of-distribution mean ± std."""
+  lines = ['| task | rank | positional | positions | normalizer | seeds | out-of-dist | in-dist |',
+           '|---|---|---|---|---|---|---|---|']
+  for task, rs in board.items():
+    for r in rs:
+      lines.append(f"| {task} | {r['rank']} | {r['positional']} | {r['positions']} | "
+                   f"{r['normalizer']} | {r['num_seeds']} | {r['out_mean']:.3f} ± "
+                   f"{r['out_std']:.3f} | {r['in_mean']:.3f} ± {r['in_std']:.3f} |")
+  return '\n'.join(lines) + '\n'
+
+
+class TrainedRun:
+  """A workdir's newest checkpoint, ready to run: ``config``, ``task``, ``model``, ``params``
+  (of seed ``seed_index`` when the run trained several) and ``step``."""
+
+  def __init__(self, workdir: str, seed_index: int = 0):
+    import jax  # pylint: disable=import-outside-toplevel  (reading tables needs no jax)
+    from lengthgen import train  # pylint: disable=import-outside-toplevel
+    self.workdir = workdir
+    self.config, self.task, self.model, self.step, state = train.restore_checkpoint(
+        workdir, what='TrainedRun')
+    num_seeds = self.config.train.num_seeds
+    if not 0 <= seed_index < num_seeds:
+      raise ValueError(f'seed_index {seed_index} is out of range: {workdir} trained '
+                       f'{num_seeds} seed(s), valid indices 0..{num_seeds - 1}')
+    params = state['params']
+    if num_seeds > 1:
+      params = jax.tree.map(lambda x: x[seed_index], params)
+    self.seed = self.config.train.seed + seed_index
+    self.params = params
+
+  def attention_maps(self, length: int, *, num_examples: int = 1, example_seed: int = 0
+                     ) -> dict[str, Any]:
+    """The attention weights on fresh examples of one task length.
+
+    Returns ``weights`` [L, B, H, T, T] (float32 numpy; query rows, key columns), ``tokens``
+    [B, T] ids, ``labels`` (the vocabulary strings of example 0), ``lengths`` [B] (tokens per
+    example; the arrays are padded to the longest) and ``train_max_length``.
+    """
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from lengthgen import data  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng([example_seed, length])
+    batch = self.task.sample(rng, num_examples, length)
+    inputs = data.model_inputs(batch, self.config, self.task, rng, train=False)
+    _, weights = self.model.apply({'params': self.params}, inputs['tokens'],
+                                  inputs['positions'], lengths=inputs['lengths'], train=False,
+                                  return_attention=True)
+    tokens = inputs['tokens']
+    n0 = int(inputs['lengths'][0])
+    return {'weights': np.asarray(weights, np.float32), 'tokens': tokens,
+            'labels': [self.task.vocab[int(i)] for i in tokens[0, :n0]],
+            'lengths': inputs['lengths'], 'train_max_length': self.config.train.max_length}
+
+
+def plot_attention(maps: dict[str, Any], *, layers: Sequence[int] | None = None,
+                   heads: Sequence[int] | None = None, example: int = 0, title: str = ''):
+  """A grid of attention maps (rows: layers, columns: heads) of one example; returns the
+  matplotlib figure. Tick labels are the tokens when there are at most 40."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  w = maps['weights']
+  layers = list(range(w.shape[0])) if layers is None else list(layers)
+  heads = list(range(w.shape[2])) if heads is None else list(heads)
+  n = int(maps['lengths'][example])
+  fig, axes = plt.subplots(len(layers), len(heads), squeeze=False,
+                           figsize=(2.6 * len(heads), 2.6 * len(layers)))
+  for i, layer in enumerate(layers):
+    for j, head in enumerate(heads):
+      ax = axes[i][j]
+      ax.imshow(w[layer, example, head, :n, :n], cmap='viridis', vmin=0.0)
+      ax.set_title(f'layer {layer} head {head}', fontsize=8)
+      if n <= 40 and example == 0:
+        ax.set_xticks(range(n), maps['labels'], rotation=90, fontsize=5)
+        ax.set_yticks(range(n), maps['labels'], fontsize=5)
+      else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  return fig

@@ -259,7 +259,9 @@ def validate(config: ExperimentConfig) -> None:
   _check(t.min_length <= t.max_length, "config.train.min_length",
          f"min_length {t.min_length} exceeds max_length {t.max_length}")
   _check(t.learning_rate > 0, "config.train.learning_rate", f"must be > 0, got {t.learning_rate}")
-  _check(t.warmup_steps >= 0, "config.train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
+  _check(0 <= t.warmup_steps < t.steps, "config.train.warmup_steps",
+         f"must be in [0, steps={t.steps}) (the cosine decay needs steps after the warm-up), "
+         f"got {t.warmup_steps}")
   _check(t.weight_decay >= 0, "config.train.weight_decay", f"must be >= 0, got {t.weight_decay}")
   _check(t.grad_clip > 0, "config.train.grad_clip", f"must be > 0, got {t.grad_clip}")
   _check(t.seed >= 0, "config.train.seed", f"must be >= 0, got {t.seed}")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: importing lengthgen never sets a backend
 
 
 def plot_length_generalization(results: dict | list[dict], path: str | None = None, *,
                                labels: list[str] | None = None, ax=None):
-  """Exact match (solid) and token accuracy (dashed) versus length for one or more runs."""
+  """Exact match (solid) and token accuracy (dashed) versus length for one or more runs.
+
+  Draws on ``ax`` when given (e.g. a notebook's pyplot axes); otherwise on a new figure
+  (not registered with pyplot), saved to ``path`` when given. Returns the axes.
+  """
   runs = results if isinstance(results, list) else [results]
   own = ax is None
   if own:
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
   lo, hi = runs[0]["train_lengths"]
   ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="training lengths")
   for i, r in enumerate(runs):
@@ -31,5 +33,4 @@ def plot_length_generalization(results: dict | list[dict], path: str | None = No
     fig.tight_layout()
     if path:
       fig.savefig(path, dpi=120)
-      plt.close(fig)
   return ax

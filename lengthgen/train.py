@@ -158,27 +158,48 @@ def _stack(trees):
   return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
 
 
-def parent_params(parent_workdir: str, like_params):
-  """The parameters of a parent run's newest checkpoint, for fine-tuning.
+def restore_checkpoint(workdir: str, *, what: str = "workdir"):
+  """(config, task, model, step, state) of the newest usable checkpoint of a workdir.
 
-  The parent's own config (its config.json) rebuilds its state so orbax can restore it; the
-  parameter tree must match this run's model (the same architecture; encodings and lengths
+  The workdir's own config.json rebuilds its state so orbax can restore it; with
+  ``num_seeds > 1`` every leaf of the state has a leading seed axis. ``what`` prefixes the
+  error messages (the config field or argument that named the workdir).
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise ConfigError(f"{what}: {workdir} is not a workdir (no config.json)")
+  with open(path) as f:
+    config = ExperimentConfig.from_dict(json.load(f))
+  task, model = build(config)
+  tx = make_optimizer(config.train)
+  seeds = seed_configs(config)
+
+  def abstract_state():
+    states = [init_state(model, tx, data.training_inputs(c, task, 0), c.train.seed)
+              for c in seeds]
+    return _stack(states) if len(states) > 1 else states[0]
+
+  ckpt = Checkpointer(workdir)
+  try:
+    restored = ckpt.restore_latest(jax.eval_shape(abstract_state))
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise ConfigError(f"{what}: {workdir} has no usable checkpoint")
+  return config, task, model, restored[0], restored[1]
+
+
+def parent_params(parent_workdir: str, like_params):
+  """The parameters of a parent run's newest checkpoint, for fine-tuning (of its first seed
+  when it trained several).
+
+  The parameter tree must match this run's model (the same architecture; encodings and lengths
   may differ where they own no parameters).
   """
-  path = os.path.join(parent_workdir, "config.json")
-  if not os.path.exists(path):
-    raise ConfigError(f"config.train.init_from: {parent_workdir} is not a workdir "
-                      "(no config.json)")
-  with open(path) as f:
-    parent = ExperimentConfig.from_dict(json.load(f))
-  task, model = build(parent)
-  tx = make_optimizer(parent.train)
-  abstract = jax.eval_shape(lambda: init_state(model, tx, data.training_inputs(parent, task, 0),
-                                               parent.train.seed))
-  restored = Checkpointer(parent_workdir).restore_latest(abstract)
-  if restored is None:
-    raise ConfigError(f"config.train.init_from: {parent_workdir} has no usable checkpoint")
-  params = restored[1]["params"]
+  parent, _, _, _, state = restore_checkpoint(parent_workdir, what="config.train.init_from")
+  if parent.train.num_seeds > 1:
+    state = jax.tree.map(lambda x: x[0], state)
+  params = state["params"]
   want = jax.tree.map(lambda x: (x.shape, str(x.dtype)), like_params)
   got = jax.tree.map(lambda x: (x.shape, str(x.dtype)), params)
   if want != got:

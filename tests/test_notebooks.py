@@ -24,13 +24,37 @@ def _make_sweep(d):
       json.dump(res, f)
 
 
+def _execute(name, monkeypatch, **env):
+  """Runs notebooks/<name>.ipynb with these environment variables; returns its text output."""
+  for k, v in env.items():
+    monkeypatch.setenv(k, v)
+  monkeypatch.setenv('PYTHONPATH', _ROOT)
+  monkeypatch.setenv('JAX_PLATFORMS', 'cpu')
+  nb = nbformat.read(os.path.join(_ROOT, 'notebooks', f'{name}.ipynb'), as_version=4)
+  nbclient.NotebookClient(nb, timeout=120, kernel_name='python3',
+                          resources={'metadata': {'path': _ROOT}}).execute()
+  images = sum('image/png' in o.get('data', {}) for c in nb.cells for o in c.get('outputs', []))
+  return ''.join(o.get('text', '') for c in nb.cells for o in c.get('outputs', [])), images
+
+
 def test_accuracy_vs_length_notebook(tmp_path, monkeypatch):
   _make_sweep(str(tmp_path))
-  monkeypatch.setenv('LENGTHGEN_SWEEP', str(tmp_path))
-  monkeypatch.setenv('MPLBACKEND', 'Agg')
-  monkeypatch.setenv('PYTHONPATH', _ROOT)
-  nb = nbformat.read(os.path.join(_ROOT, 'notebooks', 'accuracy_vs_length.ipynb'), as_version=4)
-  nbclient.NotebookClient(nb, timeout=60, kernel_name='python3',
-                          resources={'metadata': {'path': _ROOT}}).execute()
-  out = ''.join(o.get('text', '') for c in nb.cells for o in c.get('outputs', []))
-  assert '| copy | nope |' in out
+  out, images = _execute('accuracy_vs_length', monkeypatch, LENGTHGEN_SWEEP=str(tmp_path))
+  assert '| copy | nope |' in out and images == 1
+
+
+def test_leaderboard_notebook(tmp_path, monkeypatch):
+  _make_sweep(str(tmp_path / 'a_cpu'))
+  _make_sweep(str(tmp_path / 'b_cpu'))  # a second sweep: its seeds join the same grid points
+  out, images = _execute('leaderboard', monkeypatch, LENGTHGEN_SWEEPS=str(tmp_path / '*_cpu'))
+  assert '2 sweep directories, 6 runs' in out
+  assert '| copy | 1 | nope | default | softmax | 4 | 0.125 ± 0.000 |' in out and images == 1
+
+
+def test_attention_maps_notebook(tmp_path, monkeypatch):
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  from lengthgen import train  # pylint: disable=g-import-not-at-top
+  wd = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config(), wd, verbose=False)
+  out, images = _execute('attention_maps', monkeypatch, LENGTHGEN_WORKDIR=wd)
+  assert 'checkpoint step 12' in out and 'length 12:' in out and images == 2

@@ -38,7 +38,7 @@ def test_aggregate_mean_std(tmp_path):
   md = analysis.table_markdown(list(rows.values()))
   assert '0.400 ± 0.200' in md
   csv_text = analysis.table_csv(list(rows.values())).splitlines()
-  assert len(csv_text) == 3 and csv_text[0].startswith('task,positional')
+  assert len(csv_text) == 3 and csv_text[0].startswith('task,options,positional')
 
 
 def test_missing_key_and_dir_raise(tmp_path):
@@ -117,3 +117,59 @@ def test_vmapped_seeds_split_into_per_seed_records(tmp_path):
   assert row['num_seeds'] == 2 and row['seconds'] == 12.0 and row['device'] == 'H100'
   np.testing.assert_allclose([row['in_mean'], row['out_mean']], [0.75, 0.375])
   assert '12 s on H100' in analysis.table_markdown([row])
+
+
+def test_task_options_tell_variants_apart(tmp_path):
+  d = str(tmp_path)
+  for name, variant, out_d in (('rep_s0', 'repeat', 1.0), ('rep_s1', 'repeat', 0.8),
+                               ('repl_s0', 'replace', 0.3)):
+    _write(d, name, int(name[-1]), 'nope', 1.0, out_d, [(4, 1.0), (8, out_d)])
+    with open(os.path.join(d, name, 'config.json'), 'w') as f:
+      json.dump({'task': 'copy', 'task_options': {'variant': variant}}, f)
+  rows = analysis.aggregate_over_seeds(analysis.load_sweep(d))
+  got = {analysis.task_label(r): (r['num_seeds'], round(r['out_mean'], 6)) for r in rows}
+  assert got == {'copy[variant=repeat]': (2, 0.9), 'copy[variant=replace]': (1, 0.3)}
+  assert '| copy[variant=replace] | nope |' in analysis.table_markdown(rows)
+
+
+def test_leaderboard_ranks_per_task_with_ties(tmp_path):
+  d = str(tmp_path)
+  for name, enc, out_d in (('a', 'nope', 0.5), ('b', 'rope', 0.9), ('c', 'alibi', 0.5),
+                           ('d', 't5', 0.1)):
+    _write(d, name, 0, enc, 1.0, out_d, [(4, 1.0), (8, out_d)])
+  board = analysis.leaderboard(analysis.aggregate_over_seeds(analysis.load_sweep(d)))
+  assert list(board) == ['copy']
+  assert [(r['positional'], r['rank']) for r in board['copy']] == [
+      ('rope', 1), ('nope', 2), ('alibi', 2), ('t5', 4)]
+  assert '| copy | 1 | rope | default | softmax | 1 | 0.900 ± 0.000 |' in (
+      analysis.leaderboard_markdown(board))
+  with pytest.raises(ValueError, match='unknown metric'):
+    analysis.leaderboard(analysis.aggregate_over_seeds(analysis.load_sweep(d)), metric='acc')
+
+
+def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
+  import jax  # pylint: disable=g-import-not-at-top
+  from lengthgen import train  # pylint: disable=g-import-not-at-top
+  config = tiny(train=dict(num_seeds=2, seed=3))
+  wd = str(tmp_path / 'run')
+  train.prepare_workdir(config, wd)
+  _, params, _ = train.train(config, wd)
+  for i in range(2):
+    run = analysis.TrainedRun(wd, seed_index=i)
+    assert (run.step, run.seed) == (12, 3 + i)
+    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
+  m = run.attention_maps(9, num_examples=2)
+  w = m['weights']
+  n = int(m['lengths'][0])
+  assert w.shape[:3] == (2, 2, 2) and len(m['labels']) == n and m['train_max_length'] == 6
+  np.testing.assert_allclose(w[:, 0, :, :n].sum(-1), 1.0, atol=1e-5)  # softmax rows
+  assert np.all(np.triu(w[:, 0, :, :n, :n], k=1) == 0)  # causal decoder: no look-ahead
+  with pytest.raises(ValueError, match=r'seed_index 2 is out of range.*valid indices 0\.\.1'):
+    analysis.TrainedRun(wd, seed_index=2)
+  with pytest.raises(ValueError, match='is not a workdir'):
+    analysis.TrainedRun(str(tmp_path))
+  empty = str(tmp_path / 'empty')
+  train.prepare_workdir(tiny(), empty)
+  with pytest.raises(ValueError, match='has no usable checkpoint'):
+    analysis.TrainedRun(empty)

@@ -17,7 +17,7 @@ Presets: ``tiny`` (seconds, tests).
 
 from experiments.configs import apply_presets, reproduction_config
 
-PRESETS = ["", "tiny"]
+PRESETS = ["", "tiny", "cpu"]
 
 
 def get_config(arg: str = ""):
@@ -27,4 +27,5 @@ def get_config(arg: str = ""):
       train=dict(steps=10000, batch_size=128, learning_rate=5e-4, warmup_steps=500,
                  min_length=1, max_length=10),
       eval=dict(min_length=1, max_length=20))
-  return apply_presets(c, arg, {}, "abacus_addition.py")
+  return apply_presets(c, arg, {}, "abacus_addition.py",
+                       cpu_steps=3000)

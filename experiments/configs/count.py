@@ -14,7 +14,7 @@ Presets: ``tiny`` (seconds, tests).
 
 from experiments.configs import apply_presets, reproduction_config
 
-PRESETS = ["", "tiny"]
+PRESETS = ["", "tiny", "cpu"]
 
 
 def get_config(arg: str = ""):

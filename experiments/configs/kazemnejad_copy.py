@@ -15,9 +15,10 @@ RoPE 0.000, APE 0.000; replace NoPE 0.967, T5 0.939, ALiBi 0.170. Ours: not yet 
 
 import ml_collections
 
+from experiments.configs import cpu_scale
 from lengthgen.config import default_config_dict
 
-PRESETS = ["", "replace", "tiny", "replace,tiny"]
+PRESETS = ["", "replace", "tiny", "replace,tiny", "cpu", "replace,cpu"]
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -33,6 +34,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   for preset in [p for p in arg.split(",") if p]:
     if preset == "replace":
       c.task_options = {"variant": "replace"}
+    elif preset == "cpu":
+      cpu_scale(c)
     elif preset == "tiny":
       c.model.update(num_layers=2, width=32, num_heads=2)
       c.train.update(steps=20, batch_size=8, min_length=2, max_length=6, warmup_steps=5,
@@ -40,5 +43,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       c.eval.update(min_length=2, max_length=10, num_examples=16, batch_size=16, bucket=16)
     else:
       raise ValueError(f"unknown preset {preset!r} of kazemnejad_copy.py; valid presets: "
-                       "replace, tiny")
+                       "replace, tiny, cpu")
   return c

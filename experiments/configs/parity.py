@@ -15,7 +15,7 @@ Presets: ``tiny`` (seconds, tests), ``scratchpad`` (the running parity written o
 
 from experiments.configs import apply_presets, reproduction_config
 
-PRESETS = ["", "tiny", "scratchpad"]
+PRESETS = ["", "tiny", "cpu", "scratchpad"]
 
 
 def get_config(arg: str = ""):

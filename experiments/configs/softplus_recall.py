@@ -19,7 +19,7 @@ results/README.md. Presets: ``tiny`` (seconds, tests).
 
 from experiments.configs import apply_presets, reproduction_config
 
-PRESETS = ["", "tiny"]
+PRESETS = ["", "tiny", "cpu"]
 
 
 def get_config(arg: str = ""):
@@ -30,4 +30,5 @@ def get_config(arg: str = ""):
       train=dict(steps=5000, batch_size=64, learning_rate=5e-4, warmup_steps=200,
                  min_length=1, max_length=31),
       eval=dict(min_length=1, max_length=255))
-  return apply_presets(c, arg, {}, "softplus_recall.py")
+  return apply_presets(c, arg, {}, "softplus_recall.py",
+                       cpu_steps=2000)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The issue-8 reproductions at CPU scale (the `cpu` preset of each config: 2 layers x 64 wide,
+# batch 32, lr 1e-3, 1500-3000 steps; 3 seeds trained in one program), each into
+# results/<name>_cpu/ with its summary table and figure. Resumable: finished workdirs are skipped.
+#   bash scripts/reproduce_cpu.sh                # all, in order (about 1.5 h on 2 CPU cores)
+#   bash scripts/reproduce_cpu.sh copy parity    # some
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+SEEDS=${SEEDS:-0,1,2}
+run() {  # name config encodings [extra sweep flags...]
+  local name=$1 config=$2 encodings=$3; shift 3
+  echo "=== $name $(date -u +%H:%M:%S)"
+  "$PY" scripts/sweep.py --config="$config" --dir="results/${name}_cpu" --encodings="$encodings" \
+    --seeds="$SEEDS" --vmap_seeds "$@"
+}
+declare -A ALL=(
+  [copy]="kazemnejad_copy experiments/configs/kazemnejad_copy.py:cpu nope,t5,alibi,rope,sinusoidal"
+  [copy_replace]="kazemnejad_copy_replace experiments/configs/kazemnejad_copy.py:replace,cpu nope,t5,alibi"
+  [parity]="parity experiments/configs/parity.py:cpu nope,t5,sinusoidal"
+  [count]="count experiments/configs/count.py:cpu nope,rope"
+  [abacus]="abacus_addition experiments/configs/abacus_addition.py:cpu abacus,nope,rope"
+  [recall]="softplus_recall experiments/configs/softplus_recall.py:cpu rope --normalizers=softmax,ssmax,softplus_reweight"
+  [clex]="clex_copy experiments/configs/clex_copy.py:cpu clex,rope"
+)
+ORDER=(copy copy_replace parity count abacus recall clex)
+for key in "${@:-${ORDER[@]}}"; do
+  [[ -n "${ALL[$key]:-}" ]] || { echo "unknown reproduction $key; valid: ${ORDER[*]}"; exit 2; }
+  run ${ALL[$key]}
+done
+echo "=== done $(date -u +%H:%M:%S)"
