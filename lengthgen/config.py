@@ -41,6 +41,7 @@ class ModelConfig:
   normalizer: str = "softmax"      # a name of lengthgen.attention.NORMALIZERS
   normalizer_options: dict = dataclasses.field(default_factory=dict)
   length_temperature: bool = False  # softmax logits times a learned per-head scale * log n
+  qk_norm: bool = False            # RMS-normalize q and k per head (learned gain), before positions
   window: int | None = None        # sliding-window attention (with global_tokens: Lambda mask)
   global_tokens: int = 0
   distance_cap: bool = True        # Lambda mask + rotary: global tokens seen from <= window away

@@ -89,13 +89,21 @@ def score_over_seeds(scores: list[dict]) -> dict:
   return out
 
 
+def normalizer_label(config: ExperimentConfig) -> str:
+  """The normalizer with its modifiers, as results.json and the sweeps name it:
+  ``softmax``, ``ssmax+qk_norm``, ``softmax+length_temperature``."""
+  m = config.model
+  return "+".join([m.normalizer] + [name for name in ("qk_norm", "length_temperature")
+                                    if getattr(m, name)])
+
+
 def results_record(rows: list[dict], config: ExperimentConfig, *, extra: dict | None = None):
   """The ``results.json`` object (schema in DESIGN.md)."""
   record = {
       "task": config.task,
       "positional": config.model.positional,
       "positions": config.model.positions,
-      "normalizer": config.model.normalizer,
+      "normalizer": normalizer_label(config),
       "model": config.model.kind,
       "train_lengths": [config.train.min_length, config.train.max_length],
       "steps": config.train.steps,

@@ -30,15 +30,32 @@ def _split(s):
   return [x for x in s.split(',') if x]
 
 
+NORMALIZER_MODIFIERS = ('qk_norm', 'length_temperature')  # boolean model fields
+
+
+def normalizer_overrides(norm):
+  """``ssmax+qk_norm`` -> the flags setting normalizer=ssmax and model.qk_norm=True."""
+  base, *mods = norm.split('+')
+  unknown = [m for m in mods if m not in NORMALIZER_MODIFIERS]
+  if unknown:
+    raise ValueError(f'normalizer {norm!r}: unknown modifier(s) {unknown}; valid modifiers '
+                     f'(joined with +): {", ".join(NORMALIZER_MODIFIERS)}')
+  return ([f'--config.model.normalizer={base}']
+          + [f'--config.model.{m}=True' for m in mods])
+
+
 def grid_points(encodings, normalizers, tasks, seeds, positions=('default',), vmap_seeds=False):
-  """Yields (name, overrides) per grid point (per seed, or per seed group with vmap_seeds)."""
+  """Yields (name, overrides) per grid point (per seed, or per seed group with vmap_seeds).
+
+  A normalizer may carry modifiers joined with ``+`` (``ssmax+qk_norm``), as results.json
+  names it."""
   groups = [(seeds[0], len(seeds))] if vmap_seeds else [(s, 1) for s in seeds]
   for task, enc, pos, norm, (seed, count) in itertools.product(
       tasks, encodings, positions, normalizers, groups):
     where = '' if pos == 'default' else f'_{pos}'
     which = f's{seed}x{count}' if vmap_seeds else f's{seed}'
     overrides = [f'--config.task={task}', f'--config.model.positional={enc}',
-                 f'--config.model.positions={pos}', f'--config.model.normalizer={norm}',
+                 f'--config.model.positions={pos}', *normalizer_overrides(norm),
                  f'--config.train.seed={seed}']
     if vmap_seeds:
       overrides.append(f'--config.train.num_seeds={count}')

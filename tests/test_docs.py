@@ -20,3 +20,19 @@ def test_readme_shows_the_example_verbatim():
   body = example.split('"""', 2)[2].strip()
   blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
   assert any(body in b for b in blocks), "README's 'Use in your own model' is docs/use_in_your_model.py"
+
+
+def test_readme_analysis_example_runs(tmp_path, monkeypatch, capsys):
+  # The README's notebook-functions example, on the committed copy sweep and a tiny workdir.
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  from lengthgen import train  # pylint: disable=g-import-not-at-top
+  readme = open(os.path.join(ROOT, "README.md")).read()
+  (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+              if "analysis.TrainedRun" in b]
+  monkeypatch.chdir(tmp_path)
+  os.symlink(os.path.join(ROOT, "results"), tmp_path / "results")
+  train.train_and_evaluate(tiny_config(), str(tmp_path / "workdirs" / "demo"), verbose=False)
+  exec(compile(block, "README.md", "exec"), {})  # pylint: disable=exec-used
+  assert "| copy[variant=repeat] | 1 | nope |" in capsys.readouterr().out

@@ -13,7 +13,8 @@ from conftest import tiny_config
 VARIANTS = ([dict(positional=name) for name in pe.ENCODINGS]
             + [dict(positions="randomized", positions_options={"max_position": 64})]
             + [dict(normalizer=name) for name in attn.NORMALIZERS]
-            + [dict(length_temperature=True), dict(window=3, global_tokens=1),
+            + [dict(length_temperature=True), dict(normalizer="ssmax", qk_norm=True),
+               dict(window=3, global_tokens=1),
                dict(positional="rope", window=3, global_tokens=1),
                dict(head="pointer")])
 

@@ -99,6 +99,34 @@ def test_grid_points_vmap_seeds_and_positions():
                 '--seeds=0,2', '--vmap_seeds'])
 
 
+def test_normalizer_modifiers_become_model_flags_and_labels(tmp_path, tiny):
+  sweep = _sweep_module()
+  [(name, flags)] = sweep.grid_points(['rope'], ['ssmax+qk_norm'], ['recall'], [0])
+  assert name == 'recall_rope_ssmax+qk_norm_s0'
+  assert {'--config.model.normalizer=ssmax', '--config.model.qk_norm=True'} <= set(flags)
+  with pytest.raises(ValueError, match='unknown modifier.*valid modifiers.*qk_norm'):
+    list(sweep.grid_points(['rope'], ['ssmax+qknorm'], ['recall'], [0]))
+  from lengthgen import evaluate, train  # pylint: disable=g-import-not-at-top
+  config = tiny(model=dict(num_layers=1, width=32, num_heads=2, normalizer='ssmax',
+                           qk_norm=True))
+  assert evaluate.normalizer_label(config) == 'ssmax+qk_norm'
+  assert evaluate.normalizer_label(tiny()) == 'softmax'
+  task, model = train.build(config)
+  import jax  # pylint: disable=g-import-not-at-top
+  from lengthgen import data  # pylint: disable=g-import-not-at-top
+  inputs = data.training_inputs(config, task, 0)
+  params = model.init(jax.random.key(0), inputs['tokens'], inputs['positions'])['params']
+  attention = params['block_0']['attention']
+  assert {'query_norm', 'key_norm'} <= set(attention)
+  # QK-norm makes the attention blind to the scale of q and k: a 100x query projection
+  # changes nothing.
+  scaled = jax.tree_util.tree_map_with_path(
+      lambda path, x: x * 100.0 if 'query' in str(path[-2]) and 'norm' not in str(path[-2])
+      else x, params)
+  run = lambda p: model.apply({'params': p}, inputs['tokens'], inputs['positions'])
+  np.testing.assert_allclose(run(scaled), run(params), rtol=1e-4, atol=1e-4)
+
+
 def test_vmapped_seeds_split_into_per_seed_records(tmp_path):
   wd = tmp_path / 'copy_nope_softmax_s0x2'
   wd.mkdir()

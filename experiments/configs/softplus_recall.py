@@ -5,16 +5,18 @@
 The grid, 3 seeds trained in one program per normalizer (scripts/sweep.py):
     python scripts/sweep.py --config=experiments/configs/softplus_recall.py \
         --dir=results/softplus_recall --encodings=rope \
-        --normalizers=softmax,ssmax,softplus,softplus_reweight --seeds=0,1,2 --vmap_seeds \
-        --parallel=4
+        --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --seeds=0,1,2 \
+        --vmap_seeds --parallel=5
 
 "k3 v5 k1 v2 ... ? k1 | v2": length = number of key-value pairs, 1..31 in training (at most
 66 tokens, the 64-token setting) and every length 1..255 at evaluation (up to 514 tokens,
 8x). Keys are distinct within an example, drawn from 512; values from 16 (chance 1/16).
 Model: 4 layers, width 128, 4 heads, RoPE; 5,000 steps of batch 64 at lr 5e-4. The fair
-baseline with log-n scaling is ``ssmax`` (softmax logits times a learned s * log n).
+baseline is softmax with QK-norm and log-n scaling: ``ssmax+qk_norm`` (config.model.qk_norm
+RMS-normalizes q and k; ssmax multiplies the logits by a learned s * log n).
 Anchor: LSSAR above softmax at 4-8x the training length. Runtime and our result:
-results/README.md. Presets: ``tiny`` (seconds, tests).
+results/README.md. Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 2,000 steps: the
+CPU reproduction of scripts/reproduce_cpu.sh).
 """
 
 from experiments.configs import apply_presets, reproduction_config

@@ -57,6 +57,9 @@ class MultiHeadAttention(nn.Module):
     dtype = jnp.dtype(c.dtype)
     dense = lambda name: nn.DenseGeneral((c.num_heads, c.head_dim), dtype=dtype, name=name)
     q, k, v = dense("query")(x_BTW), dense("key")(x_BTW), dense("value")(x_BTW)
+    if c.qk_norm:  # QK-norm: bounded logits whatever the length (a fair softmax baseline)
+      q = nn.RMSNorm(dtype=dtype, name="query_norm")(q)
+      k = nn.RMSNorm(dtype=dtype, name="key_norm")(k)
     q_capped = None if cap_rotation is None else cap_rotation.apply(q, is_query=True)
     if rotation is not None:
       q = rotation.apply(q, is_query=True)
