@@ -84,7 +84,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """Length-generalization evaluation: every length in [min, max]."""
+  """Length-generalization evaluation: every ``stride``-th length in [min, max] (from min)."""
 
   min_length: int = 1
   max_length: int = 60
@@ -93,6 +93,7 @@ class EvalConfig:
   bucket: int = 32                 # sequences are padded to multiples of this (one compile each)
   max_batch_tokens: int = 262144   # long lengths: fewer examples per batch (memory ~ batch * length)
   score_metric: str = "exact_match"  # exact_match | token_accuracy: what results.json's score averages
+  stride: int = 1                  # evaluate min, min+stride, ...: a cheaper sample of lengths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +275,7 @@ def validate(config: ExperimentConfig) -> None:
                "max_batch_tokens"):
     _check(getattr(e, name) >= 1, f"config.eval.{name}", f"must be >= 1, got {getattr(e, name)}")
   _choice(e.score_metric, ["exact_match", "token_accuracy"], "config.eval.score_metric")
+  _check(e.stride >= 1, "config.eval.stride", f"must be >= 1, got {e.stride}")
   _check(e.min_length <= e.max_length, "config.eval.min_length",
          f"min_length {e.min_length} exceeds max_length {e.max_length}")
 

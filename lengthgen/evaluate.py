@@ -63,10 +63,16 @@ def length_row(run, inputs: dict[str, np.ndarray], length: int, size: int) -> di
           "token_accuracy": correct / max(total, 1), "num_examples": n}
 
 
+def eval_lengths(config: ExperimentConfig) -> range:
+  """The evaluated lengths: every ``eval.stride``-th of [eval.min_length, eval.max_length]."""
+  e = config.eval
+  return range(e.min_length, e.max_length + 1, e.stride)
+
+
 def evaluate(model, params, config: ExperimentConfig, task: Task) -> list[dict]:
   """One row per length in [eval.min_length, eval.max_length]."""
   return [evaluate_length(model, params, config, task, length)
-          for length in range(config.eval.min_length, config.eval.max_length + 1)]
+          for length in eval_lengths(config)]
 
 
 def summarize(rows: list[dict], config: ExperimentConfig) -> dict:

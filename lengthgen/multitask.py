@@ -346,8 +346,7 @@ def evaluate_length(s: Setup, params, k: int, length: int) -> dict:
 
 def evaluate_all(s: Setup, params) -> dict:
   """results.json: the main task's DESIGN.md record plus ``tasks`` (each hint's rows, score)."""
-  e = s.config.eval
-  rows = [[evaluate_length(s, params, k, n) for n in range(e.min_length, e.max_length + 1)]
+  rows = [[evaluate_length(s, params, k, n) for n in evaluate.eval_lengths(s.config)]
           for k in range(len(s.specs))]
   tasks = {sp.name: {"eval": r, "score": evaluate.summarize(r, s.config),
                      "weight": sp.weight, "fraction": sp.fraction}

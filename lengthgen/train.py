@@ -108,6 +108,10 @@ def prepare_workdir(config: ExperimentConfig, workdir: str, *, overwrite: bool =
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
+    try:  # a field added after that run was written takes its default, as it did then
+      old = json.loads(json.dumps(ExperimentConfig.from_dict(old).to_dict()))
+    except (ValueError, TypeError):
+      pass  # a field this version no longer has: compare as written (the diff names it)
     if old != new:
       if not (overwrite or new_run):
         diff = "\n".join(f"  {k}: {a!r} (in workdir) -> {b!r} (now)"

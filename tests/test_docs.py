@@ -23,7 +23,7 @@ def test_readme_shows_the_example_verbatim():
 
 
 def test_readme_analysis_example_runs(tmp_path, monkeypatch, capsys):
-  # The README's notebook-functions example, on the committed copy sweep and a tiny workdir.
+  # The README's notebook-functions example, on a one-run sweep that is also workdirs/demo.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from conftest import tiny_config  # pylint: disable=g-import-not-at-top
@@ -32,7 +32,9 @@ def test_readme_analysis_example_runs(tmp_path, monkeypatch, capsys):
   (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
               if "analysis.TrainedRun" in b]
   monkeypatch.chdir(tmp_path)
-  os.symlink(os.path.join(ROOT, "results"), tmp_path / "results")
-  train.train_and_evaluate(tiny_config(), str(tmp_path / "workdirs" / "demo"), verbose=False)
+  run = tmp_path / "results" / "kazemnejad_copy_cpu" / "copy_nope_softmax_s0"
+  train.train_and_evaluate(tiny_config(), str(run), verbose=False)
+  (tmp_path / "workdirs").mkdir()
+  os.symlink(run, tmp_path / "workdirs" / "demo")
   exec(compile(block, "README.md", "exec"), {})  # pylint: disable=exec-used
-  assert "| copy[variant=repeat] | 1 | nope |" in capsys.readouterr().out
+  assert "| copy[alphabet_size=8] | 1 | nope |" in capsys.readouterr().out

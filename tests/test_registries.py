@@ -87,6 +87,7 @@ def test_config_validation_names_the_field():
       (("model", "positional"), "ropee", r"config\.model\.positional: unknown value 'ropee'.*rope"),
       (("model", "width"), 31, r"config\.model\.width: width 31 must be divisible by num_heads"),
       (("train", "learning_rate"), -1.0, r"config\.train\.learning_rate: must be > 0"),
+      (("eval", "stride"), 0, r"config\.eval\.stride: must be >= 1, got 0"),
       (("train", "warmup_steps"), 10**6, r"config\.train\.warmup_steps: must be in \[0, steps="),
       (("train", "steps"), "many", r"config\.train\.steps must be an integer"),
       (("eval", "score_metric"), "bleu", r"config\.eval\.score_metric: unknown value 'bleu'"),

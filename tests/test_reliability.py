@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 
 import jax
+
 import numpy as np
 import pytest
 
@@ -79,6 +81,19 @@ def test_cli_refuses_workdir_with_other_config(tmp_path):
   assert result.returncode == 2
   assert "holds a run with a different config" in result.stderr
   assert "--overwrite" in result.stderr
+
+
+def test_workdir_written_before_a_field_existed_still_resumes(tmp_path):
+  # A config.json without a field added later (here eval.stride and model.qk_norm) means
+  # their defaults: the same run, not a conflict; a real difference is still refused.
+  train.prepare_workdir(tiny_config(), str(tmp_path))
+  path = tmp_path / "config.json"
+  old = json.loads(path.read_text())
+  del old["eval"]["stride"], old["model"]["qk_norm"]
+  path.write_text(json.dumps(old))
+  train.prepare_workdir(tiny_config(), str(tmp_path))
+  with pytest.raises(train.WorkdirConflict, match=r"eval\.stride: 1 \(in workdir\) -> 2"):
+    train.prepare_workdir(tiny_config(eval=dict(stride=2)), str(tmp_path))
 
 
 @pytest.mark.slow

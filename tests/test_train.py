@@ -116,3 +116,12 @@ def test_fine_tune_starts_from_parent_params(tmp_path):
   train.prepare_workdir(wide, str(tmp_path / "wide"))
   with pytest.raises(ValueError, match="do not match this model"):
     train.train(wide, str(tmp_path / "wide"))
+
+
+def test_eval_stride_evaluates_every_kth_length(tmp_path):
+  config = tiny_config(eval=dict(min_length=1, max_length=9, stride=4, num_examples=8,
+                                 batch_size=8, bucket=16))
+  results = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert [r["length"] for r in results["eval"]] == [1, 5, 9]
+  beyond = [r["exact_match"] for r in results["eval"] if r["length"] > 6]
+  assert results["score"]["out_of_distribution"] == pytest.approx(sum(beyond) / len(beyond))

@@ -20,25 +20,26 @@ def reproduction_config(task: str, task_options: dict, *, model: dict, train: di
   return c
 
 
-def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500) -> ml_collections.ConfigDict:
+def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500,
+              eval_stride: int = 1) -> ml_collections.ConfigDict:
   """The ``cpu`` preset: the same task, lengths and protocol with a model and a schedule a
   2-core CPU trains in minutes (2 layers x 64 wide, batch 32, lr 1e-3, ``steps`` steps) and
-  128 evaluation examples per length. For CPU reproductions; results name the preset."""
+  128 evaluation examples per length, every ``eval_stride``-th length."""
   c.model.update(num_layers=2, width=64, num_heads=4)
   c.train.update(steps=steps, batch_size=32, learning_rate=1e-3, warmup_steps=100,
                  checkpoint_every=500, log_every=250)
-  c.eval.update(num_examples=128, batch_size=128)
+  c.eval.update(num_examples=128, batch_size=128, stride=eval_stride)
   return c
 
 
 def apply_presets(c: ml_collections.ConfigDict, arg: str, presets: dict, file: str,
-                  cpu_steps: int = 1500):
+                  cpu_steps: int = 1500, cpu_eval_stride: int = 1):
   """Applies the comma-separated presets of ``arg``: ``tiny`` (seconds, for tests), ``cpu``
-  (``cpu_scale`` with ``cpu_steps``) or one of ``presets`` (name -> function editing the
+  (``cpu_scale`` with ``cpu_steps`` and ``cpu_eval_stride``) or one of ``presets`` (name -> function editing the
   config); unknown names list the valid ones."""
   for preset in [p for p in arg.split(",") if p]:
     if preset == "cpu":
-      cpu_scale(c, cpu_steps)
+      cpu_scale(c, cpu_steps, cpu_eval_stride)
     elif preset == "tiny":
       c.model.update(num_layers=1, width=32, num_heads=2)
       c.train.update(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=5, log_every=5,

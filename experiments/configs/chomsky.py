@@ -23,6 +23,9 @@ Presets:
               randomized positions raise the score on most tasks (Ruoss et al. 2023).
   paper       1,000,000 steps at learning rate 1e-4 (the papers' budget; GPU days per task).
   randomized  Ruoss et al.'s randomized positions: a sorted random subset of [0, 2048).
+  cpu         the protocol scaled to a 2-core CPU: 2,000 steps of batch 64; every 10th length
+              (1, 11, ..., 491: the score averages 41, 51, ..., 491) with 64 examples each.
+              Used by scripts/reproduce_cpu.sh chomsky (results/chomsky_cpu/).
   tiny        1 layer of width 16, 10 steps, train lengths 1..5, evaluation 1..12 with 16
               examples: runs in seconds on a CPU, for tests only (the score means nothing).
 """
@@ -34,7 +37,7 @@ import ml_collections
 from lengthgen.config import default_config_dict
 from lengthgen.tasks.chomsky import CHOMSKY_TASKS
 
-PRESETS = ["", "tiny", "paper", "randomized", "parity_check,tiny", "solve_equation,tiny"]
+PRESETS = ["", "tiny", "paper", "randomized", "cpu", "parity_check,tiny", "solve_equation,tiny"]
 TRAIN_MAX_LENGTH = 40     # training lengths uniform in 1..40
 EVAL_MAX_LENGTH = 500     # every length 1..500 is evaluated
 
@@ -50,7 +53,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                  seed=0, checkpoint_every=2_000, log_every=500)
   c.eval.update(min_length=1, max_length=EVAL_MAX_LENGTH, num_examples=512, batch_size=512,
                 bucket=64, score_metric="token_accuracy")
-  valid = sorted(CHOMSKY_TASKS) + ["tiny", "paper", "randomized"]
+  valid = sorted(CHOMSKY_TASKS) + ["tiny", "paper", "randomized", "cpu"]
   for part in (p.strip() for p in arg.split(",") if p.strip()):
     if part in CHOMSKY_TASKS:
       c.task = part
@@ -62,6 +65,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     elif part == "paper":
       c.train.update(steps=1_000_000, learning_rate=1e-4, checkpoint_every=50_000,
                      log_every=5_000)
+    elif part == "cpu":  # the protocol scaled to a 2-core CPU (see the docstring)
+      c.train.update(steps=2_000, batch_size=64, warmup_steps=100, checkpoint_every=500,
+                     log_every=250)
+      c.eval.update(num_examples=64, batch_size=64, stride=10)
     elif part == "randomized":
       c.model.update(positions="randomized", positions_options={"max_position": 2048})
     else:

@@ -15,8 +15,8 @@ Model: 4 layers, width 128, 4 heads, RoPE; 5,000 steps of batch 64 at lr 5e-4. T
 baseline is softmax with QK-norm and log-n scaling: ``ssmax+qk_norm`` (config.model.qk_norm
 RMS-normalizes q and k; ssmax multiplies the logits by a learned s * log n).
 Anchor: LSSAR above softmax at 4-8x the training length. Runtime and our result:
-results/README.md. Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 2,000 steps: the
-CPU reproduction of scripts/reproduce_cpu.sh).
+results/README.md. Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 2,000 steps, every 4th
+length evaluated: the CPU reproduction of scripts/reproduce_cpu.sh).
 """
 
 from experiments.configs import apply_presets, reproduction_config
@@ -33,4 +33,4 @@ def get_config(arg: str = ""):
                  min_length=1, max_length=31),
       eval=dict(min_length=1, max_length=255))
   return apply_presets(c, arg, {}, "softplus_recall.py",
-                       cpu_steps=2000)
+                       cpu_steps=2000, cpu_eval_stride=4)
