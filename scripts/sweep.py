@@ -62,6 +62,16 @@ def grid_points(encodings, normalizers, tasks, seeds, positions=('default',), vm
     yield f'{task}_{enc}{where}_{norm}_{which}', overrides
 
 
+def config_task(config_spec):
+  """The task of ``file.py[:preset]``: what the grid trains when --tasks is not given."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, preset = config_spec.partition(':')
+  spec = importlib.util.spec_from_file_location('sweep_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset).task
+
+
 def plot_sweep(rows, sweep_dir):
   """Accuracy vs length per encoding (mean over seeds, +-std band), one figure per task."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -106,7 +116,8 @@ def main(argv=None):
   p.add_argument('--positions', default='default', help='position samplers, e.g. '
                  'default,randomized')
   p.add_argument('--normalizers', default='softmax')
-  p.add_argument('--tasks', default='copy')
+  p.add_argument('--tasks', default='',
+                 help="tasks, e.g. copy,reverse (default: the config's own task)")
   p.add_argument('--seeds', default='0')
   p.add_argument('--vmap_seeds', action='store_true',
                  help='train the seeds of a grid point in one program (consecutive seeds)')
@@ -122,7 +133,7 @@ def main(argv=None):
   extra = [f'--config.{kv}' for kv in a.set]
   todo = []
   for name, overrides in grid_points(_split(a.encodings), _split(a.normalizers),
-                                     _split(a.tasks), seeds, _split(a.positions), a.vmap_seeds):
+                                     _split(a.tasks) or [config_task(a.config)], seeds, _split(a.positions), a.vmap_seeds):
     wd = os.path.join(a.dir, name)
     if os.path.exists(os.path.join(wd, 'results.json')):
       print(f'skip {name} (finished)', flush=True)

@@ -201,3 +201,11 @@ def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
   train.prepare_workdir(tiny(), empty)
   with pytest.raises(ValueError, match='has no usable checkpoint'):
     analysis.TrainedRun(empty)
+
+
+def test_default_task_is_the_configs_own():
+  # Without --tasks the grid trains the config's task (a parity config must not become copy).
+  sweep = _sweep_module()
+  root = os.path.join(os.path.dirname(__file__), '..')
+  assert sweep.config_task(os.path.join(root, 'experiments/configs/parity.py:tiny')) == 'parity'
+  assert sweep.config_task(os.path.join(root, 'experiments/configs/kazemnejad_copy.py')) == 'copy'
