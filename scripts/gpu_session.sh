@@ -61,7 +61,7 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
         --encodings=abacus,nope,rope --parallel=3 ;;
     sweep:recall)
       sweep softplus_recall experiments/configs/softplus_recall.py --encodings=rope \
-        --normalizers=softmax,ssmax,softplus,softplus_reweight --parallel=4 ;;
+        --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --parallel=5 ;;
     sweep:clex)
       sweep clex_copy experiments/configs/clex_copy.py --encodings=clex,rope,rope_ntk,nope \
         --parallel=4 ;;

@@ -10,7 +10,7 @@ train in one program (`train.num_seeds`, vmapped: one workdir `..._s<first>x<cou
 is what keeps a GPU busy with small models; `--parallel N` runs N workdirs at once (each
 process then takes 1/N of the GPU memory). Resumable: a workdir with results.json is
 skipped; an interrupted one resumes through train_and_evaluate's own checkpoints. Writes
-summary.md, summary.csv (mean ± std over seeds, compute) and accuracy_vs_length_<task>.png.
+summary.md, summary.csv (mean ± std over seeds, compute) and accuracy_vs_length_<task>*.png.
 """
 
 import argparse
@@ -73,15 +73,16 @@ def config_task(config_spec):
 
 
 def plot_sweep(rows, sweep_dir):
-  """Accuracy vs length per encoding (mean over seeds, +-std band), one figure per task."""
+  """Accuracy vs length per encoding (mean over seeds, +-std band), one figure per task and
+  task options (``accuracy_vs_length_<task>[_<option>-<value>...].png``)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   paths = []
-  for task in sorted({r['task'] for r in rows}):
+  for task in sorted({analysis.task_label(r) for r in rows}):
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
-      if r['task'] != task or not r['curve']:
+      if analysis.task_label(r) != task or not r['curve']:
         continue
       n, m, s = zip(*r['curve'])
       where = '' if r.get('positions', 'default') == 'default' else f"+{r['positions']}"
@@ -90,7 +91,8 @@ def plot_sweep(rows, sweep_dir):
       ax.fill_between(n, [a - b for a, b in zip(m, s)], [a + b for a, b in zip(m, s)], alpha=0.2)
     ax.set(xlabel='length', ylabel='exact match', title=task, ylim=(-0.02, 1.02))
     ax.legend(fontsize=7)
-    path = os.path.join(sweep_dir, f'accuracy_vs_length_{task}.png')
+    name = task.replace('[', '_').rstrip(']').replace(',', '_').replace('=', '-')
+    path = os.path.join(sweep_dir, f'accuracy_vs_length_{name}.png')
     fig.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(fig)
     paths.append(path)
