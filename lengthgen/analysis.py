@@ -105,8 +105,8 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
   return rows
 
 
-_COLUMNS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model', 'num_seeds', 'in_mean',
-            'in_std', 'out_mean', 'out_std', 'seconds', 'device')
+_COLUMNS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model', 'num_seeds',
+            'in_mean', 'in_std', 'out_mean', 'out_std', 'seconds', 'device')
 
 
 def table_csv(rows: Sequence[dict[str, Any]]) -> str:

@@ -23,6 +23,11 @@ class ConfigError(ValueError):
   """A config field is unknown, of the wrong type, out of range or incompatible."""
 
 
+# Boolean ModelConfig fields that modify the normalizer; results.json and the sweeps name them
+# after it, joined with "+": "ssmax+qk_norm".
+NORMALIZER_MODIFIERS = ("qk_norm", "length_temperature")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """The Transformer: causal decoder (default) or non-causal encoder."""

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from lengthgen import data, metrics
-from lengthgen.config import ExperimentConfig
+from lengthgen.config import NORMALIZER_MODIFIERS, ExperimentConfig
 from lengthgen.tasks import Task, pad_batch
 
 
@@ -99,8 +99,7 @@ def normalizer_label(config: ExperimentConfig) -> str:
   """The normalizer with its modifiers, as results.json and the sweeps name it:
   ``softmax``, ``ssmax+qk_norm``, ``softmax+length_temperature``."""
   m = config.model
-  return "+".join([m.normalizer] + [name for name in ("qk_norm", "length_temperature")
-                                    if getattr(m, name)])
+  return "+".join([m.normalizer] + [name for name in NORMALIZER_MODIFIERS if getattr(m, name)])
 
 
 def results_record(rows: list[dict], config: ExperimentConfig, *, extra: dict | None = None):

@@ -24,13 +24,11 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
 from lengthgen import analysis  # pylint: disable=g-import-not-at-top
+from lengthgen.config import NORMALIZER_MODIFIERS  # pylint: disable=g-import-not-at-top
 
 
 def _split(s):
   return [x for x in s.split(',') if x]
-
-
-NORMALIZER_MODIFIERS = ('qk_norm', 'length_temperature')  # boolean model fields
 
 
 def normalizer_overrides(norm):
@@ -135,7 +133,8 @@ def main(argv=None):
   extra = [f'--config.{kv}' for kv in a.set]
   todo = []
   for name, overrides in grid_points(_split(a.encodings), _split(a.normalizers),
-                                     _split(a.tasks) or [config_task(a.config)], seeds, _split(a.positions), a.vmap_seeds):
+                                     _split(a.tasks) or [config_task(a.config)], seeds,
+                                     _split(a.positions), a.vmap_seeds):
     wd = os.path.join(a.dir, name)
     if os.path.exists(os.path.join(wd, 'results.json')):
       print(f'skip {name} (finished)', flush=True)

@@ -35,8 +35,8 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500,
 def apply_presets(c: ml_collections.ConfigDict, arg: str, presets: dict, file: str,
                   cpu_steps: int = 1500, cpu_eval_stride: int = 1):
   """Applies the comma-separated presets of ``arg``: ``tiny`` (seconds, for tests), ``cpu``
-  (``cpu_scale`` with ``cpu_steps`` and ``cpu_eval_stride``) or one of ``presets`` (name -> function editing the
-  config); unknown names list the valid ones."""
+  (``cpu_scale`` with ``cpu_steps`` and ``cpu_eval_stride``) or one of ``presets`` (name ->
+  function editing the config); unknown names list the valid ones."""
   for preset in [p for p in arg.split(",") if p]:
     if preset == "cpu":
       cpu_scale(c, cpu_steps, cpu_eval_stride)
