@@ -1,0 +1,87 @@
+"""Writes the golden outputs of a few tiny runs: tests/golden/<name>/{config.json,golden.json}.
+
+    python tests/golden/make_goldens.py            # every golden
+    python tests/golden/make_goldens.py demo_tiny  # one
+
+Each golden pins a complete resolved config (not a preset, so changes to presets cannot move
+it), the per-length results and a sha256 of every final parameter leaf. ``test_golden.py``
+retrains each config and asserts bitwise equality. Regenerate only for a deliberate change of
+results, and say so in the commit message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+
+import jax
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# name -> (config file, preset, overrides applied after the preset)
+GOLDENS = {
+    "demo_tiny": ("demo.py", "tiny", {}),
+    "chomsky_tiny": ("chomsky.py", "parity_check,tiny", {}),
+    "demo_tiny_2seeds": ("demo.py", "tiny", {"train.num_seeds": 2}),
+    "t5_tiny": ("demo.py", "tiny", {"model.positional": "t5"}),
+}
+
+
+def config_dict(file: str, preset: str, overrides: dict) -> dict:
+  from lengthgen.config import ExperimentConfig
+  spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, "experiments",
+                                                                     "configs", file))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config(preset)
+  for path, value in overrides.items():
+    node = c
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return ExperimentConfig.from_dict(c).to_dict()
+
+
+def leaf_hashes(params) -> dict[str, str]:
+  """sha256 of every parameter leaf's bytes (with its dtype and shape), by tree path."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    a = np.asarray(leaf)
+    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()
+    out["/".join(str(getattr(k, "key", k)) for k in path)] = h
+  return out
+
+
+def run(config: dict) -> dict:
+  """Trains ``config`` in a fresh workdir; returns what a golden records."""
+  from lengthgen.config import ExperimentConfig
+  from lengthgen.train import train_and_evaluate
+  from lengthgen.train import restore_checkpoint
+  with tempfile.TemporaryDirectory() as wd:
+    results = train_and_evaluate(ExperimentConfig.from_dict(config), wd, verbose=False)
+    state = restore_checkpoint(wd)[-1]
+  keep = {k: results[k] for k in ("eval", "score", "seeds", "score_over_seeds") if k in results}
+  return {"results": keep, "params": leaf_hashes(state["params"])}
+
+
+def main(names):
+  for name in names or GOLDENS:
+    config = config_dict(*GOLDENS[name])
+    out = os.path.join(HERE, name)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.json"), "w") as f:
+      json.dump(config, f, indent=2, sort_keys=True)
+    with open(os.path.join(out, "golden.json"), "w") as f:
+      json.dump(run(config), f, indent=2, sort_keys=True)
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
