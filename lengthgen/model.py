@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import lengthgen.positional as pe
-from lengthgen.attention.layer import MultiHeadAttention
+from lengthgen.attention.layer import AttentionSpec, MultiHeadAttention
 from lengthgen.config import ModelConfig
 from lengthgen.heads import HEADS
 
@@ -52,7 +52,12 @@ class Block(nn.Module):
       if bias_module is not None:
         bias = _named(bias_module, self, "position_bias")(positions_BT, positions_BT,
                                                           train=train)
-    h, weights = MultiHeadAttention(c, name="attention")(
+    spec = AttentionSpec(
+        num_heads=c.num_heads, head_dim=c.head_dim, normalizer=c.normalizer,
+        normalizer_options=c.normalizer_options, causal=c.causal, window=c.window,
+        global_tokens=c.global_tokens, implementation=c.attention_implementation,
+        qk_norm=c.qk_norm, length_temperature=c.length_temperature, dtype=c.dtype)
+    h, weights = MultiHeadAttention(spec, name="attention")(
             nn.LayerNorm(dtype=dtype, name="ln_attention")(x_BTW), positions_BT=positions_BT,
             rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights,
             cap_rotation=cap_rotation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,7 +87,8 @@ def test_values_match_float64_math(implementation, normalizer, mask):
   got = attn.dot_product_attention(jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32),
                                    jnp.asarray(v, jnp.float32), normalizer=normalizer,
                                    implementation=implementation, block_size=4, **mask,
-                                   **{k_: jnp.asarray(v_) for k_, v_ in extra.items()})
+                                   normalizer_params={k_: jnp.asarray(v_) for k_, v_ in
+                                                      extra.items()})
   np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)
 
 
@@ -116,7 +118,8 @@ def test_bias_specs_match_float64_math(implementation, normalizer, spec):
   got = attn.dot_product_attention(jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32),
                                    jnp.asarray(v, jnp.float32), normalizer=normalizer,
                                    bias=bias, implementation=implementation, block_size=4,
-                                   **{k_: jnp.asarray(v_) for k_, v_ in extra.items()})
+                                   normalizer_params={k_: jnp.asarray(v_) for k_, v_ in
+                                                      extra.items()})
   np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)
 
 
@@ -125,7 +128,7 @@ def test_length_temperature_matches_float64_math():
   a = np.asarray([0.0, 0.5, 2.0])
   want = np_attention(q, k, v, normalizer="softmax", length_scale=a)
   got = attn.dot_product_attention(*(jnp.asarray(x, jnp.float32) for x in (q, k, v)),
-                                   length_scale=jnp.asarray(a))
+                                   normalizer_params={"length_scale": jnp.asarray(a)})
   np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)
 
 
@@ -143,7 +146,8 @@ def test_gradients_match_float64(normalizer, bias_kind):
     extra = {"ssmax_scale": jnp.asarray([0.3, 0.5, 1.2], q.dtype)} if normalizer == "ssmax" else {}
     out = attn.dot_product_attention(q, k, v, normalizer=normalizer, bias=bias,
                                      lengths=jnp.asarray(lengths), window=6,
-                                     implementation=implementation, block_size=4, **extra)
+                                     implementation=implementation, block_size=4,
+                                     normalizer_params=extra)
     return jnp.sum(jnp.sin(out) * jnp.arange(out.size, dtype=out.dtype).reshape(out.shape) / out.size)
 
   with jax.enable_x64(True):
@@ -152,8 +156,8 @@ def test_gradients_match_float64(normalizer, bias_kind):
   for implementation in ("xla", "xla_blockwise"):
     got = jax.grad(loss, argnums=(0, 1, 2, 3))(*(jnp.asarray(x, jnp.float32) for x in
                                                  (q, k, v, table)), implementation)
-    for g, w in zip(got, want):
-      np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=2e-4, rtol=2e-3)
+    chex.assert_trees_all_close(got, jax.tree.map(lambda w: w.astype(jnp.float32), want),
+                                atol=2e-4, rtol=2e-3)
   if bias_kind == "t5":
     assert np.abs(np.asarray(got[3])).sum() > 0, "the T5 table gets a gradient"
 
@@ -187,7 +191,8 @@ def test_lssar_zeroes_every_entry_at_or_below_uniform_weight():
 def test_ssmax_is_not_a_no_op_nor_a_row_shift():
   q, k, v = (jnp.asarray(x, jnp.float32) for x in _qkv(8))
   soft = attn.dot_product_attention(q, k, v)
-  ss = attn.dot_product_attention(q, k, v, normalizer="ssmax", ssmax_scale=jnp.ones(H))
+  ss = attn.dot_product_attention(q, k, v, normalizer="ssmax",
+                                  normalizer_params={"ssmax_scale": jnp.ones(H)})
   assert np.abs(np.asarray(soft - ss)).max() > 1e-2
   # A per-row constant shift (the "exp(x - s log n)" misreading) leaves softmax unchanged.
   shifted = attn.dot_product_attention(q, k, v, bias=jnp.full((1, H, T, T), -3.0))
@@ -210,7 +215,7 @@ def test_finite_values_and_gradients_at_16k_keys(normalizer, dtype):
 
   def loss(q, k, v):
     out = attn.dot_product_attention(q, k, v, normalizer=normalizer, block_size=128,
-                                     implementation="xla_blockwise", **extra)
+                                     implementation="xla_blockwise", normalizer_params=extra)
     return jnp.sum(out.astype(jnp.float32) ** 2), out
 
   (_, out), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(q, k, v)
@@ -267,7 +272,7 @@ def test_finite_at_16k_tokens(normalizer, dtype):
   q, k, v = _long_qkv(t, t, dtype)
   extra = {"ssmax_scale": jnp.ones(1)} if normalizer == "ssmax" else {}
   out = attn.dot_product_attention(q, k, v, normalizer=normalizer, implementation="auto",
-                                   block_size=2048, **extra)
+                                   block_size=2048, normalizer_params=extra)
   assert out.shape == (1, t, 1, 8) and out.dtype == dtype
   assert np.isfinite(np.asarray(out, np.float32)).all()
 
@@ -315,3 +320,12 @@ def test_lambda_mask_distance_cap_for_rope(implementation):
   # Without the cap the far global scores differ: the cap is not a no-op.
   plain = attn.dot_product_attention(q, k, jnp.asarray(v), window=window, global_tokens=g)
   assert np.abs(np.asarray(plain) - np.asarray(got)).max() > 1e-3
+
+
+def test_options_reach_the_weights():
+  q, k, v = _qkv(12)
+  want = np_attention(q, k, v, normalizer="softplus_reweight", power=3.0)
+  got = attn.dot_product_attention(*(jnp.asarray(x, jnp.float32) for x in (q, k, v)),
+                                   normalizer="softplus_reweight",
+                                   normalizer_options={"power": 3.0})
+  np.testing.assert_allclose(np.asarray(got), want, atol=2e-4, rtol=2e-4)

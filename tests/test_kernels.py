@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,9 +61,8 @@ def _check(options, *, b=1, t=37, s=45, seed=0, dtype=jnp.float32, atol=2e-5, bi
   assert out_ker.dtype == q.dtype and out_ker.shape == q.shape
   np.testing.assert_allclose(np.asarray(out_ker, np.float32), np.asarray(out_ref, np.float32),
                              atol=atol, rtol=atol)
-  for name, a, r in zip("qkvT", g_ker, g_ref):
-    np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(r, np.float32),
-                               atol=atol * 5, rtol=atol * 5, err_msg=f"gradient of {name}")
+  as_f32 = lambda tree: jax.tree.map(lambda x: np.asarray(x, np.float32), tree)  # noqa: E731
+  chex.assert_trees_all_close(as_f32(g_ker), as_f32(g_ref), atol=atol * 5, rtol=atol * 5)
   assert float(jnp.max(jnp.abs(g_ref[0]))) > 0  # the comparison is not vacuous
 
 
@@ -104,7 +104,10 @@ def test_dispatch_interpret_matches_xla():
 
 
 def test_supports_rejects_with_reason():
-  for options, word in [(dict(normalizer="ssmax", ssmax_scale=jnp.ones(H)), "ssmax"),
+  for options, word in [(dict(normalizer="ssmax", normalizer_params={"ssmax_scale": jnp.ones(H)}),
+                         "ssmax"),
+                        (dict(normalizer_params={"length_scale": jnp.zeros(H)}), "length_scale"),
+                        (dict(normalizer="softplus", normalizer_options={"power": 2.0}), "power"),
                         (dict(normalizer="softplus_reweight"), "softplus_reweight"),
                         (dict(bias=jnp.zeros((1, H, 4, 4))), "dense"),
                         (dict(q_capped=jnp.zeros((1, 4, H, D))), "q_capped"),
@@ -121,8 +124,8 @@ def test_supports_rejects_with_reason():
 def test_auto_uses_kernels_only_where_validated_and_faster(monkeypatch):
   # On a GPU the kernels are validated (VALIDATED_BACKENDS) but not measured faster, so "auto"
   # must not pick them; on a TPU they are not validated at all; each says why.
-  for backend, word in [("gpu", "validated on gpu but not yet measured"),
-                        ("tpu", "not yet validated on tpu")]:
+  for backend, word in [("gpu", "validated on gpu but not measured faster"),
+                        ("tpu", "not validated on tpu")]:
     monkeypatch.setattr(jax, "default_backend", lambda backend=backend: backend)
     ok, reason = kernels.supports(normalizer="softmax")
     assert (ok, backend in kernels.AUTO_BACKENDS) == (False, False) and word in reason, reason

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +51,58 @@ def test_t5_bucket_golden_values():
       1, 15, 16, 31, 31]
   assert b(5, False) == 0, "a decoder never sees keys after the query: bucket 0"
   assert [b(-1, True), b(1, True), b(-8, True), b(8, True)] == [1, 17, 8, 24]
+
+
+def test_shared_math_lives_in_leaf_modules_and_is_re_exported():
+  from lengthgen.attention import bias
+  from lengthgen.positional import rope, rotary, t5
+  assert pe.t5_relative_position_bucket is bias.t5_relative_position_bucket
+  assert t5.t5_relative_position_bucket is bias.t5_relative_position_bucket
+  assert pe.rotate is rope.rotate is rotary.rotate
+
+
+def _lengthgen_imports(path: pathlib.Path, modules):
+  """(module-level, inside-function) lengthgen imports of ``path``, resolved to ``modules``."""
+  tree = ast.parse(path.read_text())
+  local = {id(node) for fn in ast.walk(tree)
+           if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+           for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))}
+  top, inner = set(), set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names = {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names = {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules
+               else node.module for a in node.names}
+    else:
+      continue
+    names = {n for n in names if n.startswith("lengthgen")}
+    (inner if id(node) in local else top).update(names)
+  return top, inner
+
+
+def test_attention_positional_kernels_import_at_module_top_without_cycles():
+  root = pathlib.Path(__file__).resolve().parents[1]
+  files = [p for d in ("attention", "positional", "kernels")
+           for p in (root / "lengthgen" / d).glob("*.py")]
+  name = lambda p: ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+  modules = {name(p): p for p in files}
+  graph = {}
+  for module, path in modules.items():
+    top, inner = _lengthgen_imports(path, modules)
+    assert not inner, f"{module} imports {sorted(inner)} inside a function"
+    if module.startswith("lengthgen.attention"):
+      assert not {n for n in top if n.startswith(("lengthgen.positional", "lengthgen.config"))}
+    graph[module] = {n for n in top if n in modules and n != module}
+
+  def visit(module, path):
+    for dep in graph[module]:
+      assert dep not in path, f"import cycle: {path[path.index(dep):] + [dep]}"
+      visit(dep, path + [dep])
+
+  for module in graph:
+    visit(module, [module])
+  assert "lengthgen.attention.bias" in graph["lengthgen.positional.t5"]
 
 
 def test_ntk_base_and_yarn_factor():

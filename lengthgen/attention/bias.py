@@ -2,17 +2,44 @@
 
 A spec is computed by the attention implementation from query and key positions, so the
 reference can materialize it and a kernel can compute it tile by tile in O(T) memory.
-A dense array [B or 1, H, T, S] is also accepted as a bias.
-
-This module must not import ``lengthgen.positional`` at import time (that package imports
-this one); the helpers it needs are imported inside functions.
+A dense array [B or 1, H, T, S] is also accepted as a bias. The T5 bucket function lives
+here, with the bias it indexes; ``lengthgen.positional`` and the kernels import it from here.
 """
 
 from __future__ import annotations
 
+import math
+
 import flax.struct
 import jax
 import jax.numpy as jnp
+
+
+def t5_relative_position_bucket(relative_position, *, bidirectional: bool, num_buckets: int = 32,
+                                max_distance: int = 128) -> jax.Array:
+  """T5's bucket index (int32) of ``relative_position = key - query``, any shape.
+
+  The original function (Mesh TensorFlow / HF ``_relative_position_bucket``): exact buckets
+  for small distances, logarithmically wider ones up to ``max_distance``, one last bucket
+  beyond. Unidirectional buckets only look back; bidirectional ones spend half of them on
+  keys after the query.
+  """
+  relative_position = jnp.asarray(relative_position, jnp.int32)
+  n = -relative_position  # positive for keys before the query
+  ret = jnp.zeros_like(n)
+  if bidirectional:
+    num_buckets //= 2
+    ret = ret + (n < 0).astype(jnp.int32) * num_buckets
+    n = jnp.abs(n)
+  else:
+    n = jnp.maximum(n, 0)
+  max_exact = num_buckets // 2
+  is_small = n < max_exact
+  log_ratio = jnp.log(jnp.maximum(n, 1).astype(jnp.float32) / max_exact) / math.log(
+      max_distance / max_exact)
+  large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
+  large = jnp.minimum(large, num_buckets - 1)
+  return ret + jnp.where(is_small, n, large)
 
 
 @flax.struct.dataclass
@@ -63,7 +90,6 @@ class RelativeBias:
   max_distance: int = flax.struct.field(pytree_node=False, default=128)
 
   def buckets(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
-    from lengthgen.positional.t5 import t5_relative_position_bucket  # see module docstring
     rel = k_positions_BS[:, None, :] - q_positions_BT[:, :, None]
     return t5_relative_position_bucket(rel, bidirectional=self.bidirectional,
                                        num_buckets=self.num_buckets,

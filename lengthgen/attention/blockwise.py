@@ -3,9 +3,9 @@
 The forward pass evaluates ``reference.attention`` on blocks of ``block_size`` queries
 against all keys, so peak memory is O(block_size * S) instead of O(T * S). A custom VJP
 recomputes each block in the backward pass (nothing of size T * S is saved), accumulating the
-gradients of k, v, the bias spec (a T5 table, ALiBi slopes, a dense bias) and the normalizer
-parameters. Every normalizer, mask and bias of the reference is supported, with identical
-semantics, because each block *is* the reference.
+gradients of k, v, the bias spec (a T5 table, ALiBi slopes, a dense bias) and the normalizer's
+learned parameters, whatever it declares. Every normalizer, mask and bias of the reference is
+supported, with identical semantics, because each block *is* the reference.
 
 Under a window (sliding or Lambda mask) a query block only sees the first ``global_tokens``
 keys and a band of ``block + window - 1`` keys (``block + 2 * (window - 1)`` non-causal), so
@@ -21,7 +21,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lengthgen.attention import masks, reference
+import lengthgen.attention.masks as masks
+import lengthgen.attention.reference as reference
 
 
 NEVER_VISIBLE = 2 ** 30
@@ -35,9 +36,10 @@ def _block(i, q_blk, k, v, params, ints, static):
   options = dict(static)
   block_size = options.pop("block_size")
   q_start = options.pop("q_start")
+  options["normalizer_options"] = dict(options["normalizer_options"])
   if options.pop("capped"):  # q and the distance-capped q travel together along D
     q_blk, options["q_capped"] = jnp.split(q_blk, 2, axis=-1)
-  bias, ssmax_scale, length_scale = params
+  bias, normalizer_params = params
   q_positions, k_positions, lengths = ints
   start = i * block_size
   if _is_dense(bias):
@@ -56,7 +58,7 @@ def _block(i, q_blk, k, v, params, ints, static):
       bias = jnp.take(bias, take, axis=3)
   return reference.attention(q_blk, k, v, q_start=q_start + start, q_positions=q_pos,
                              k_positions=k_positions, lengths=lengths, bias=bias,
-                             ssmax_scale=ssmax_scale, length_scale=length_scale, **options)
+                             normalizer_params=normalizer_params, **options)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -90,8 +92,8 @@ _blockwise.defvjp(_fwd, _bwd)
 
 
 def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=None,
-                        q_positions=None, k_positions=None, lengths=None, ssmax_scale=None,
-                        length_scale=None, **options):
+                        q_positions=None, k_positions=None, lengths=None,
+                        normalizer_params=None, normalizer_options=None, **options):
   """Same result as ``reference.attention`` (same options) in O(block_size * S) memory."""
   if options.pop("return_weights", False):
     raise ValueError("the blockwise implementation does not return attention weights; "
@@ -121,9 +123,13 @@ def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=N
     g = min(options.get("global_tokens", 0), s)
     if g + band < s:
       key_band = (g, band)
+  normalizer_params = {name: p for name, p in (normalizer_params or {}).items()
+                       if p is not None}
+  normalizer_options = tuple(sorted((normalizer_options or {}).items()))  # hashable: static
   static = tuple(sorted({**options, "block_size": block, "q_start": q_start,
-                         "capped": q_capped is not None, "key_band": key_band}.items()))
-  out = _blockwise(static, q_blocks, k_BSHD, v_BSHD, (bias, ssmax_scale, length_scale),
+                         "capped": q_capped is not None, "key_band": key_band,
+                         "normalizer_options": normalizer_options}.items()))
+  out = _blockwise(static, q_blocks, k_BSHD, v_BSHD, (bias, normalizer_params),
                    (q_positions, jnp.asarray(k_positions),
                     None if lengths is None else jnp.asarray(lengths)))
   out = jnp.moveaxis(out, 0, 1).reshape(b, n * block, h, d)

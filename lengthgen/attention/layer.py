@@ -2,32 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lengthgen.attention import dot_product_attention
-from lengthgen.config import ModelConfig
+from lengthgen.attention import dot_product_attention, normalizers
+
+# The normalizer modifiers the layer turns on from its boolean spec fields of the same name.
+MODIFIERS = ("length_temperature",)
 
 
-SSMAX_INIT = 0.43  # s * log n = 1 at n ~ 10: sharpening grows from there with length
+@dataclasses.dataclass(frozen=True)
+class AttentionSpec:
+  """What ``MultiHeadAttention`` needs; frozen and hashable.
 
-# normalizer_options each normalizer accepts (validated at start-up).
-NORMALIZER_OPTIONS = {"softmax": (), "ssmax": ("init",), "softplus": (),
-                      "softplus_reweight": ("power",)}
+  Attributes:
+    num_heads, head_dim: H and D of the q, k, v projections.
+    normalizer: a name of ``lengthgen.attention.NORMALIZERS``.
+    normalizer_options: its options; a mapping is stored as sorted (name, value) pairs.
+    causal: query i sees keys j <= i.
+    window, global_tokens: sliding window; with global tokens, the Lambda mask.
+    implementation: one of ``lengthgen.attention.IMPLEMENTATIONS``.
+    qk_norm: RMS-normalize q and k per head (learned gain) before positions.
+    length_temperature: the softmax length temperature modifier (a learned ``length_scale``).
+    dtype: compute dtype name.
+  """
+
+  num_heads: int
+  head_dim: int
+  normalizer: str = "softmax"
+  normalizer_options: Any = ()
+  causal: bool = True
+  window: int | None = None
+  global_tokens: int = 0
+  implementation: str = "auto"
+  qk_norm: bool = False
+  length_temperature: bool = False
+  dtype: str = "float32"
+
+  def __post_init__(self):
+    object.__setattr__(self, "normalizer_options",
+                       tuple(sorted(dict(self.normalizer_options).items())))
 
 
-def validate_attention_config(c: ModelConfig) -> None:
-  """Raises ``ValueError`` naming the config field for an invalid attention setup."""
-  allowed = NORMALIZER_OPTIONS.get(c.normalizer, ())
-  unknown = sorted(set(c.normalizer_options) - set(allowed))
-  if unknown:
-    raise ValueError(f"config.model.normalizer_options: unknown option(s) {unknown} for "
-                     f"normalizer {c.normalizer!r}; valid options: {list(allowed) or 'none'}")
-  power = c.normalizer_options.get("power", 15.0)
-  if not isinstance(power, (int, float)) or isinstance(power, bool) or power <= 0:
-    raise ValueError(f"config.model.normalizer_options.power must be a positive number, "
-                     f"got {power!r}")
+def validate_attention_config(c) -> None:
+  """Raises ``ValueError`` naming the config field for an invalid attention setup.
+
+  ``c`` is any object with the ``ModelConfig`` attribute names used here: normalizer,
+  normalizer_options, window, global_tokens, length_temperature.
+  """
+  try:
+    norm = normalizers.get(c.normalizer)
+  except ValueError as e:
+    raise ValueError(f"config.model.normalizer: {e}") from None
+  try:
+    norm.check_options(dict(c.normalizer_options))
+  except normalizers.OptionError as e:
+    raise ValueError(f"config.model.normalizer_options{'.' if e.option else ': '}{e}") from None
   if c.window is not None and c.window < 1:
     raise ValueError(f"config.model.window must be a positive integer or None, got {c.window}")
   if c.global_tokens < 0:
@@ -35,48 +69,48 @@ def validate_attention_config(c: ModelConfig) -> None:
   if c.global_tokens and c.window is None:
     raise ValueError("config.model.global_tokens needs config.model.window (the Lambda mask "
                      "is a local window plus global tokens)")
-  if c.length_temperature and c.normalizer != "softmax":
-    raise ValueError("config.model.length_temperature applies to the softmax normalizer only; "
-                     f"got normalizer {c.normalizer!r}")
+  for modifier in MODIFIERS:
+    if getattr(c, modifier) and modifier not in norm.modifiers:
+      owners = [n.name for n in normalizers.NORMALIZERS.values() if modifier in n.modifiers]
+      raise ValueError(f"config.model.{modifier} applies to the {' and '.join(owners)} "
+                       f"normalizer only; got normalizer {c.normalizer!r}")
 
 
 class MultiHeadAttention(nn.Module):
   """Self-attention whose position information arrives as a ``Rotation`` and a bias spec.
 
-  The layer never branches on encoding names: it applies whatever rotation and bias the
-  model hands it. Attention options (normalizer, masks, implementation) come from the
-  model config.
+  The layer never branches on encoding or normalizer names: it applies whatever rotation and
+  bias the model hands it, and creates the parameters the normalizer declares.
   """
 
-  config: ModelConfig
+  spec: AttentionSpec
 
   @nn.compact
   def __call__(self, x_BTW: jax.Array, *, positions_BT: jax.Array, rotation=None, bias=None,
                lengths=None, return_weights: bool = False, cap_rotation=None):
-    c = self.config
-    dtype = jnp.dtype(c.dtype)
-    dense = lambda name: nn.DenseGeneral((c.num_heads, c.head_dim), dtype=dtype, name=name)
+    s = self.spec
+    dtype = jnp.dtype(s.dtype)
+    dense = lambda name: nn.DenseGeneral((s.num_heads, s.head_dim), dtype=dtype, name=name)
     q, k, v = dense("query")(x_BTW), dense("key")(x_BTW), dense("value")(x_BTW)
-    if c.qk_norm:  # QK-norm: bounded logits whatever the length (a fair softmax baseline)
+    if s.qk_norm:  # QK-norm: bounded logits whatever the length (a fair softmax baseline)
       q = nn.RMSNorm(dtype=dtype, name="query_norm")(q)
       k = nn.RMSNorm(dtype=dtype, name="key_norm")(k)
     q_capped = None if cap_rotation is None else cap_rotation.apply(q, is_query=True)
     if rotation is not None:
       q = rotation.apply(q, is_query=True)
       k = rotation.apply(k, is_query=False)
-    options = dict(c.normalizer_options)
-    ssmax_scale = length_scale = None
-    if c.normalizer == "ssmax":
-      init = options.pop("init", SSMAX_INIT)
-      ssmax_scale = self.param("ssmax_scale", nn.initializers.constant(init), (c.num_heads,))
-    if c.length_temperature:
-      length_scale = self.param("length_scale", nn.initializers.zeros, (c.num_heads,))
+    norm = normalizers.get(s.normalizer)
+    options = norm.resolve_options(dict(s.normalizer_options))
+    modifiers = [m for m in MODIFIERS if getattr(s, m)]
+    params = {p.name: self.param(p.name, nn.initializers.constant(p.initial_value(options)),
+                                 p.shape(s.num_heads))
+              for p in norm.param_specs(modifiers)}
     out = dot_product_attention(
-        q, k, v, normalizer=c.normalizer, causal=c.causal, window=c.window,
-        global_tokens=c.global_tokens, bias=bias, q_positions=positions_BT,
-        k_positions=positions_BT, lengths=lengths, implementation=c.attention_implementation,
-        return_weights=return_weights, ssmax_scale=ssmax_scale, length_scale=length_scale,
-        reweight_power=float(options.pop("power", 15.0)), q_capped=q_capped)
+        q, k, v, normalizer=s.normalizer, normalizer_params=params,
+        normalizer_options=options, causal=s.causal, window=s.window,
+        global_tokens=s.global_tokens, bias=bias, q_positions=positions_BT,
+        k_positions=positions_BT, lengths=lengths, implementation=s.implementation,
+        return_weights=return_weights, q_capped=q_capped)
     weights = None
     if return_weights:
       out, weights = out

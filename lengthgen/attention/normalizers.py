@@ -1,33 +1,181 @@
-"""Normalizers: how masked attention scores become attention weights.
+"""Normalizers: how q and k become scores and masked scores become attention weights.
 
-All take float32 scores [B, H, T, S], a boolean mask [B|1, 1, T, S], the number of visible
-keys per row ``n_visible`` [B|1, 1, T, 1], and return weights [B, H, T, S] (fully masked rows
-are all zero).
+A normalizer is one ``Normalizer`` object that declares everything about itself: its score
+and weights functions, its learned parameters (created by the layer that uses it, or by
+``Normalizer.init_params``) and its options with their defaults and validation. Attention
+implementations and the layer only talk to these objects, so a new normalizer is one object
+and one line in ``NORMALIZERS``.
 
-* ``softmax``; with ``length_scale`` (task hinting's length-dependent temperature) the logits
-  are multiplied by ``1 + a_h * log n`` with a learned per-head ``a_h`` (0 = plain softmax).
-* ``ssmax`` (Scalable-Softmax, Nakanishi 2025): logits multiplied by ``s_h * log n``. This is
-  not a per-row constant shift (to which softmax is invariant): it sharpens long rows.
-* ``softplus`` (LSSA, Gao & Spratling 2025): with unit-normalized q and k,
-  ``softplus(log(d) * log(n) * cos)``, masked by multiplication, L1-normalized per row.
-* ``softplus_reweight`` (LSSAR): LSSA's weights A, then ``relu(n * A - O)^p`` with O = 1
-  except the first three rows (O = 0), L1-normalized again. Computed as ``(x / max x)^p`` in
-  log space, so it stays finite at any length in float32 and bfloat16. A row whose entries are
-  all at uniform weight (every x <= 0) keeps LSSA's weights.
+``score(q_BTHD, k_BSHD, n_visible, scale)`` returns float32 scores [B, H, T, S]; the position
+bias is added to them. ``weights(scores_BHTS, mask, n_visible, *, params, options,
+query_index)`` takes a boolean mask [B|1, 1, T, S], the number of visible keys per row
+``n_visible`` [B|1, 1, T, 1], the learned arrays by name, the options with defaults filled
+in and the absolute index of each query [T]; it returns weights [B, H, T, S] (fully masked
+rows are all zero).
 
-For the softplus family the score passed in is ``softplus_logits(cos, n, d)`` =
-``log(d) * log(n) * cos`` (the caller normalizes q and k) plus any position bias, which
-therefore acts inside the softplus, after the length scaling.
+* ``softmax``; its ``length_temperature`` modifier (task hinting's length-dependent
+  temperature) multiplies the logits by ``1 + a_h * log n`` with a learned per-head
+  ``length_scale`` a_h, initialized to 0 (plain softmax).
+* ``ssmax`` (Scalable-Softmax, Nakanishi 2025): logits multiplied by ``s_h * log n`` with a
+  learned per-head ``ssmax_scale`` s_h (option ``init``, default 0.43: s log n = 1 at n ~ 10,
+  sharpening grows from there with length). This is not a per-row constant shift (to which
+  softmax is invariant): it sharpens long rows.
+* ``softplus`` (LSSA, Gao & Spratling 2025): with unit-normalized q and k, scores
+  ``log(d) * log(n) * cos`` (``lssa_scores``), weights ``softplus(score)`` masked by
+  multiplication and L1-normalized per row. A position bias acts inside the softplus, after
+  the length scaling.
+* ``softplus_reweight`` (LSSAR): LSSA's weights A, then ``relu(n * A - O)^p`` (option
+  ``power`` p, default 15) with O = 1 except the first three rows (O = 0), L1-normalized
+  again. Computed as ``(x / max x)^p`` in log space, so it stays finite at any length in
+  float32 and bfloat16. A row whose entries are all at uniform weight (every x <= 0) keeps
+  LSSA's weights.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 
 
+def per_head(num_heads: int) -> tuple[int, ...]:
+  return (num_heads,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+  """A learned parameter of a normalizer.
+
+  Attributes:
+    name: its name, in the layer's parameter tree and in ``normalizer_params``.
+    doc: what it is (error messages quote it).
+    init: constant initial value, unless ``init_option`` names the option that holds it.
+    init_option: the option whose value initializes the parameter.
+    modifier: if set, the parameter exists only when this modifier is on (the layer's
+      flag of the same name); otherwise the normalizer always needs it.
+    shape: the shape, as a function of the number of heads.
+  """
+
+  name: str
+  doc: str
+  init: float = 0.0
+  init_option: str | None = None
+  modifier: str | None = None
+  shape: Callable[[int], tuple[int, ...]] = per_head
+
+  def initial_value(self, options: Mapping[str, Any]) -> float:
+    """The initial value under ``options`` (resolved: defaults filled in)."""
+    return options[self.init_option] if self.init_option else self.init
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """A normalizer option: its default and what a valid value is ("must be <requirement>")."""
+
+  name: str
+  default: Any
+  valid: Callable[[Any], bool]
+  requirement: str
+
+
+class OptionError(ValueError):
+  """A bad normalizer option; ``option`` names it (None for unknown options)."""
+
+  def __init__(self, message: str, option: str | None = None):
+    super().__init__(message)
+    self.option = option
+
+
+def is_number(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalizer:
+  """One normalizer: score and weights functions, learned parameters, options."""
+
+  name: str
+  weights: Callable[..., jax.Array]
+  score: Callable[..., jax.Array]
+  params: tuple[Param, ...] = ()
+  options: tuple[Option, ...] = ()
+
+  @property
+  def defaults(self) -> dict[str, Any]:
+    """Option name -> default value."""
+    return {o.name: o.default for o in self.options}
+
+  @property
+  def modifiers(self) -> tuple[str, ...]:
+    """The modifiers this normalizer accepts (each enables its parameters)."""
+    return tuple(dict.fromkeys(p.modifier for p in self.params if p.modifier))
+
+  def check_options(self, options: Mapping[str, Any]) -> None:
+    """Raises ``OptionError`` for an unknown option or a bad value, naming the option."""
+    unknown = sorted(set(options) - set(self.defaults))
+    if unknown:
+      raise OptionError(f"unknown option(s) {unknown} for normalizer {self.name!r}; valid "
+                        f"options: {list(self.defaults) or 'none'}")
+    for o in self.options:
+      if o.name in options and not o.valid(options[o.name]):
+        raise OptionError(f"{o.name} must be {o.requirement}, got {options[o.name]!r}", o.name)
+
+  def resolve_options(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The checked options with every default filled in."""
+    options = dict(options or {})
+    self.check_options(options)
+    return {**self.defaults, **options}
+
+  def param_specs(self, modifiers=()) -> tuple[Param, ...]:
+    """The parameters in use: the required ones and those of the ``modifiers`` turned on."""
+    unknown = sorted(set(modifiers) - set(self.modifiers))
+    if unknown:
+      raise ValueError(f"normalizer {self.name!r} has no modifier(s) {unknown}; its "
+                       f"modifiers: {list(self.modifiers) or 'none'}")
+    return tuple(p for p in self.params if p.modifier is None or p.modifier in modifiers)
+
+  def init_params(self, num_heads: int, options=None, *, modifiers=()) -> dict[str, jax.Array]:
+    """Initial values of the parameters in use, float32, by name."""
+    options = self.resolve_options(options)
+    return {p.name: jnp.full(p.shape(num_heads), p.initial_value(options), jnp.float32)
+            for p in self.param_specs(modifiers)}
+
+  def check_params(self, params: Mapping[str, Any]) -> None:
+    """Raises ``ValueError`` for an unknown parameter or a missing required one."""
+    known = [p.name for p in self.params]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+      raise ValueError(f"normalizer {self.name!r} has no parameter(s) {unknown}; its "
+                       f"parameters: {known or 'none'}")
+    for p in self.params:
+      if p.modifier is None and params.get(p.name) is None:
+        raise ValueError(f"normalizer {self.name!r} needs {p.name}: {p.doc}")
+
+
 def _log_n(n_visible):
   return jnp.log(jnp.maximum(n_visible, 1).astype(jnp.float32))
+
+
+def _unit(x):
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+
+
+def scaled_dot_scores(q_BTHD, k_BSHD, n_visible, scale):
+  """q.k * scale (default 1/sqrt(D)), float32 [B, H, T, S]."""
+  del n_visible
+  scale = q_BTHD.shape[-1] ** -0.5 if scale is None else scale
+  return jnp.einsum("bthd,bshd->bhts", q_BTHD.astype(jnp.float32),
+                    k_BSHD.astype(jnp.float32)) * scale
+
+
+def lssa_scores(q_BTHD, k_BSHD, n_visible, scale):
+  """LSSA's argument of the softplus, log(d) * log(n) * cos(q, k); ``scale`` is unused."""
+  del scale
+  cos = jnp.einsum("bthd,bshd->bhts", _unit(q_BTHD), _unit(k_BSHD))
+  return jnp.log(float(q_BTHD.shape[-1])) * _log_n(n_visible) * cos
 
 
 def masked_softmax(logits, mask):
@@ -39,35 +187,33 @@ def masked_softmax(logits, mask):
   return p / jnp.where(denom == 0, 1.0, denom)
 
 
-def softmax(scores, mask, n_visible, *, length_scale=None, **_):
+def softmax_weights(scores, mask, n_visible, *, params, options, query_index):
+  del options, query_index
+  length_scale = params.get("length_scale")
   if length_scale is not None:
     a = jnp.asarray(length_scale, jnp.float32)[None, :, None, None]
     scores = scores * (1.0 + a * _log_n(n_visible))
   return masked_softmax(scores, mask)
 
 
-def ssmax(scores, mask, n_visible, *, ssmax_scale=None, **_):
-  if ssmax_scale is None:
-    raise ValueError("normalizer 'ssmax' needs ssmax_scale: the learned per-head s, shape [H]")
-  s = jnp.asarray(ssmax_scale, jnp.float32)[None, :, None, None]
+def ssmax_weights(scores, mask, n_visible, *, params, options, query_index):
+  del options, query_index
+  s = jnp.asarray(params["ssmax_scale"], jnp.float32)[None, :, None, None]
   return masked_softmax(scores * s * _log_n(n_visible), mask)
 
 
-def softplus_logits(cos, n_visible, head_dim: int):
-  """LSSA's argument of the softplus: log(d) * log(n) * cos(q, k)."""
-  return jnp.log(float(head_dim)) * _log_n(n_visible) * cos
-
-
-def softplus(logits, mask, n_visible, **_):
-  del n_visible
+def softplus_weights(logits, mask, n_visible, *, params=None, options=None, query_index=None):
+  del n_visible, params, options, query_index
   a = jax.nn.softplus(logits) * mask
   denom = jnp.sum(a, axis=-1, keepdims=True)
   return a / jnp.where(denom == 0, 1.0, denom)
 
 
-def softplus_reweight(logits, mask, n_visible, *, query_index, reweight_power=15.0, **_):
-  """LSSAR. ``query_index`` [T]: absolute index of each query (rows 0-2 use O = 0)."""
-  a = softplus(logits, mask, n_visible)
+def softplus_reweight_weights(logits, mask, n_visible, *, params, options, query_index):
+  """LSSAR; rows whose query index is below 3 use O = 0."""
+  del params
+  power = float(options["power"])
+  a = softplus_weights(logits, mask, n_visible)
   offset = jnp.where(query_index < 3, 0.0, 1.0)[None, None, :, None]
   x = jnp.where(mask, n_visible.astype(jnp.float32) * a - offset, 0.0)
   positive = x > 0
@@ -75,17 +221,31 @@ def softplus_reweight(logits, mask, n_visible, *, query_index, reweight_power=15
   log_max = jnp.max(jnp.where(positive, log_x, -jnp.inf), axis=-1, keepdims=True)
   any_positive = jnp.isfinite(log_max)
   log_max = jnp.where(any_positive, log_max, 0.0)
-  r = jnp.where(positive, jnp.exp(reweight_power * (log_x - jax.lax.stop_gradient(log_max))),
-                0.0)
+  r = jnp.where(positive, jnp.exp(power * (log_x - jax.lax.stop_gradient(log_max))), 0.0)
   denom = jnp.sum(r, axis=-1, keepdims=True)
   reweighted = r / jnp.where(denom == 0, 1.0, denom)
   return jnp.where(any_positive, reweighted, a)
 
 
-NORMALIZERS = {
-    "softmax": softmax,
-    "ssmax": ssmax,
-    "softplus": softplus,
-    "softplus_reweight": softplus_reweight,
-}
-SOFTPLUS_FAMILY = ("softplus", "softplus_reweight")
+SOFTMAX = Normalizer(
+    "softmax", softmax_weights, scaled_dot_scores,
+    params=(Param("length_scale", "the learned per-head a of 1 + a log n, shape [H]",
+                  init=0.0, modifier="length_temperature"),))
+SSMAX = Normalizer(
+    "ssmax", ssmax_weights, scaled_dot_scores,
+    params=(Param("ssmax_scale", "the learned per-head s, shape [H]", init_option="init"),),
+    options=(Option("init", 0.43, is_number, "a number"),))
+SOFTPLUS = Normalizer("softplus", softplus_weights, lssa_scores)
+SOFTPLUS_REWEIGHT = Normalizer(
+    "softplus_reweight", softplus_reweight_weights, lssa_scores,
+    options=(Option("power", 15.0, lambda p: is_number(p) and p > 0, "a positive number"),))
+
+NORMALIZERS = {n.name: n for n in (SOFTMAX, SSMAX, SOFTPLUS, SOFTPLUS_REWEIGHT)}
+
+
+def get(name: str) -> Normalizer:
+  """The registered normalizer ``name``; unknown names list the valid ones."""
+  if name not in NORMALIZERS:
+    raise ValueError(f"unknown normalizer {name!r}; valid normalizers: "
+                     f"{', '.join(NORMALIZERS)}")
+  return NORMALIZERS[name]

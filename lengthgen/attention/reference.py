@@ -10,32 +10,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lengthgen.attention import bias as bias_lib
-from lengthgen.attention import masks
-from lengthgen.attention.normalizers import NORMALIZERS, SOFTPLUS_FAMILY, softplus_logits
-
-
-def _unit(x):
-  x = x.astype(jnp.float32)
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
-
-
-def _scores(q_BTHD, k_BSHD, normalizer, n_visible, scale):
-  d = q_BTHD.shape[-1]
-  if normalizer in SOFTPLUS_FAMILY:
-    cos = jnp.einsum("bthd,bshd->bhts", _unit(q_BTHD), _unit(k_BSHD))
-    return softplus_logits(cos, n_visible, d)
-  scale = d ** -0.5 if scale is None else scale
-  return jnp.einsum("bthd,bshd->bhts", q_BTHD.astype(jnp.float32),
-                    k_BSHD.astype(jnp.float32)) * scale
+import lengthgen.attention.bias as bias_lib
+import lengthgen.attention.masks as masks
+import lengthgen.attention.normalizers as normalizers
 
 
 def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, window=None,
                       global_tokens=0, bias=None, q_positions=None, k_positions=None,
-                      scale=None, lengths=None, q_start=None, ssmax_scale=None,
-                      length_scale=None, reweight_power=15.0, q_capped=None,
-                      k_index=None) -> jax.Array:
+                      scale=None, lengths=None, q_start=None, normalizer_params=None,
+                      normalizer_options=None, q_capped=None, k_index=None) -> jax.Array:
   """Attention weights, float32 [B, H, T, S]; fully masked rows are all zero.
+
+  ``normalizer_params``: the normalizer's learned arrays by name (None entries are absent);
+  ``normalizer_options``: its options (defaults filled in here).
 
   ``q_capped`` (LM-Infinite's distance cap for rotate-type encodings): queries rotated as if
   they stood ``window`` positions after the start. Their scores replace those of the global
@@ -45,7 +32,11 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
   ``k_index`` [S]: sequence index of each key when k is a subset of the sequence (see
   ``masks.make_mask``); positions must then be given for exactly these keys.
   """
-  b, t, _, d = q_BTHD.shape
+  norm = normalizers.get(normalizer)
+  params = {name: p for name, p in (normalizer_params or {}).items() if p is not None}
+  norm.check_params(params)
+  options = norm.resolve_options(normalizer_options)
+  b, t = q_BTHD.shape[:2]
   s = k_BSHD.shape[1]
   q_start = s - t if q_start is None else q_start
   q_positions, k_positions = masks.default_positions(b, t, s, q_positions, k_positions,
@@ -54,21 +45,19 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
                          lengths=lengths, q_start=q_start, k_index=k_index)
   mask = jnp.broadcast_to(mask, (mask.shape[0], 1, t, s))
   n_visible = jnp.sum(mask, axis=-1, keepdims=True)
-  scores = _scores(q_BTHD, k_BSHD, normalizer, n_visible, scale)
+  scores = norm.score(q_BTHD, k_BSHD, n_visible, scale)
   if q_capped is not None:
     if window is None or not global_tokens:
       raise ValueError("q_capped (the distance cap) needs a window and global_tokens")
     qi = q_start + jnp.arange(t)[:, None]
     kj = (jnp.arange(s) if k_index is None else k_index)[None, :]
     far_global = (kj < global_tokens) & (qi - kj >= window)
-    scores = jnp.where(far_global, _scores(q_capped, k_BSHD, normalizer, n_visible, scale),
-                       scores)
+    scores = jnp.where(far_global, norm.score(q_capped, k_BSHD, n_visible, scale), scores)
   dense = bias_lib.materialize(bias, q_positions, k_positions)
   if dense is not None:
     scores = scores + dense
-  return NORMALIZERS[normalizer](
-      scores, mask, n_visible, head_dim=d, ssmax_scale=ssmax_scale, length_scale=length_scale,
-      reweight_power=reweight_power, query_index=q_start + jnp.arange(t))
+  return norm.weights(scores, mask, n_visible, params=params, options=options,
+                      query_index=q_start + jnp.arange(t))
 
 
 def attention(q_BTHD, k_BSHD, v_BSHD, *, return_weights=False, **options):

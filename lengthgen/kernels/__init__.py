@@ -4,12 +4,17 @@
     ok, why = supports(normalizer="softplus", bias=bias)
     out = flash_attention(q, k, v, causal=True, bias=bias, interpret=True)  # CPU: interpret
 
-Status: the kernels are written in portable Pallas (grid + BlockSpecs + jnp math). They are
-tested in Pallas interpret mode on CPU (every test run) and, compiled through Pallas-Triton, on
-an H100 (jax 0.11.2, 2026-11-22: the GPU test suite passed, values and gradients against the
-reference, ragged lengths included). Their speed on a GPU is not yet measured, so
-``implementation="auto"`` still uses the XLA reference there. No TPU run yet; Mosaic GPU /
-Mosaic TPU specific versions are future work.
+The kernels are written in portable Pallas (grid + BlockSpecs + jnp math). Every test run
+checks them in Pallas interpret mode on CPU against the reference; the GPU test suite
+(``pytest -m gpu``: values and gradients, ragged lengths included) passes with them compiled
+through Pallas-Triton on an H100 (jax 0.11.2), so ``gpu`` is in ``VALIDATED_BACKENDS``. They
+are not validated on TPU, and their speed is not measured on any backend, so
+``implementation="auto"`` uses the XLA reference everywhere (``AUTO_BACKENDS`` is empty).
+There are no Mosaic GPU or Mosaic TPU specific versions.
+
+In-kernel normalizers are ``NORMALIZERS``, without learned parameters or options; the scores
+follow the normalizer's declared score function (``lengthgen.attention.normalizers``):
+scaled q.k, or LSSA's scaled cosine with q and k unit-normalized.
 """
 
 from __future__ import annotations
@@ -19,46 +24,56 @@ import math
 import jax
 import jax.numpy as jnp
 
+from lengthgen.attention import normalizers
 from lengthgen.attention.bias import AlibiBias, RelativeBias
 from lengthgen.kernels import flash as _flash
 
-NORMALIZERS = ("softmax", "softplus")
+NORMALIZERS = ("softmax", "softplus")  # the online updates of ``flash`` (running max or sum)
 BLOCK_Q = 32
 BLOCK_K = 32
 # Backends where the kernels passed the GPU/TPU test suite (pytest -m gpu) compiled on hardware.
 VALIDATED_BACKENDS = ("gpu",)
 # Backends where implementation="auto" picks the kernels: only where they are validated AND
-# measured faster than the XLA reference (scripts/bench_attention.py). None yet.
+# measured faster than the XLA reference (scripts/bench_attention.py).
 AUTO_BACKENDS = ()
 
 
 def supports(*, normalizer="softmax", causal=True, window=None, global_tokens=0, bias=None,
-             q_positions=None, k_positions=None, scale=None, lengths=None, **extra
-             ) -> tuple[bool, str]:
+             q_positions=None, k_positions=None, scale=None, lengths=None,
+             normalizer_params=None, normalizer_options=None, **extra) -> tuple[bool, str]:
   """(True, "") if ``flash_attention`` computes this variant, else (False, reason).
 
   On a GPU or TPU this is (False, ...) unless the backend is in ``AUTO_BACKENDS``, so
   ``implementation="auto"`` keeps using the reference; ``flash_attention`` itself still runs.
   """
   ok, reason = _variant_supported(normalizer=normalizer, window=window,
-                                  global_tokens=global_tokens, bias=bias, **extra)
+                                  global_tokens=global_tokens, bias=bias,
+                                  normalizer_params=normalizer_params,
+                                  normalizer_options=normalizer_options, **extra)
   backend = jax.default_backend()
   if ok and backend in ("gpu", "tpu") and backend not in AUTO_BACKENDS:
     if backend in VALIDATED_BACKENDS:
-      return False, (f"the Pallas kernels are validated on {backend} but not yet measured "
-                     "faster than the XLA reference there; implementation='pallas' uses them")
-    return False, (f"the Pallas kernels are not yet validated on {backend} (tested in interpret "
+      return False, (f"the Pallas kernels are validated on {backend} but not measured faster "
+                     "than the XLA reference there; implementation='pallas' uses them")
+    return False, (f"the Pallas kernels are not validated on {backend} (tested in interpret "
                    "mode only); implementation='pallas' tries them")
   return ok, reason
 
 
-def _variant_supported(*, normalizer, window, global_tokens, bias, **extra):
-  used = sorted(name for name, value in extra.items() if value is not None)
-  if used:
-    return False, f"the kernels do not implement the option(s) {used}"
+def _variant_supported(*, normalizer, window, global_tokens, bias, normalizer_params=None,
+                       normalizer_options=None, **extra):
   if normalizer not in NORMALIZERS:
     return False, (f"normalizer {normalizer!r} is not implemented in-kernel; kernel "
                    f"normalizers: {', '.join(NORMALIZERS)}")
+  if normalizer_params:
+    return False, (f"the kernels do not implement the normalizer parameter(s) "
+                   f"{sorted(normalizer_params)}")
+  if normalizer_options:
+    return False, (f"the kernels do not implement the normalizer option(s) "
+                   f"{sorted(normalizer_options)}")
+  used = sorted(name for name, value in extra.items() if value is not None)
+  if used:
+    return False, f"the kernels do not implement the option(s) {used}"
   if bias is not None and not isinstance(bias, (AlibiBias, RelativeBias)):
     return False, ("a dense bias array is not supported by the kernels (that is O(T^2)); "
                    "use AlibiBias or RelativeBias")
@@ -69,9 +84,14 @@ def _variant_supported(*, normalizer, window, global_tokens, bias, **extra):
   return True, ""
 
 
+def _lssa(normalizer) -> bool:
+  """Whether the normalizer scores by LSSA's scaled cosine (else by scaled q.k)."""
+  return normalizers.get(normalizer).score is normalizers.lssa_scores
+
+
 def _row_multiplier(normalizer, b, t, s, d, scale, causal, window, global_tokens, lengths):
   """c_i [B, T]: the softmax scale, or LSSA's log(d) * log(n_i) with n_i the visible keys."""
-  if normalizer == "softmax":
+  if not _lssa(normalizer):
     return jnp.full((b, t), d ** -0.5 if scale is None else scale, jnp.float32)
   qi = (s - t) + jnp.arange(t)[None, :]
   kv_len = jnp.full((b, 1), s) if lengths is None else jnp.minimum(
@@ -106,13 +126,16 @@ def _pad(x, axis, size):
 
 def flash_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causal=True, window=None,
                     global_tokens=0, bias=None, q_positions=None, k_positions=None, scale=None,
-                    lengths=None, interpret=False, block_q=BLOCK_Q, block_k=BLOCK_K, **extra):
+                    lengths=None, interpret=False, block_q=BLOCK_Q, block_k=BLOCK_K,
+                    normalizer_params=None, normalizer_options=None, **extra):
   """Flash attention [B, T, H, D] with the semantics of ``lengthgen.attention.reference``.
 
   Raises ValueError for a variant ``supports`` rejects (never falls back).
   """
   ok, reason = _variant_supported(normalizer=normalizer, window=window,
-                                  global_tokens=global_tokens, bias=bias, **extra)
+                                  global_tokens=global_tokens, bias=bias,
+                                  normalizer_params=normalizer_params,
+                                  normalizer_options=normalizer_options, **extra)
   if not ok:
     raise ValueError(f"lengthgen.kernels does not support this variant: {reason}")
   b, t, h, d = q_BTHD.shape
@@ -120,7 +143,7 @@ def flash_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax", causal=True
   block_q = min(block_q, max(8, 1 << (t - 1).bit_length()))
   block_k = min(block_k, max(8, 1 << (s - 1).bit_length()))
   tp, sp = -(-t // block_q) * block_q, -(-s // block_k) * block_k
-  if normalizer == "softplus":
+  if _lssa(normalizer):
     q_BTHD, k_BSHD = _unit(q_BTHD), _unit(k_BSHD)
   q = _pad(jnp.swapaxes(q_BTHD, 1, 2), 2, tp)
   k = _pad(jnp.swapaxes(k_BSHD, 1, 2), 2, sp)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from lengthgen.positional.t5 import t5_relative_position_bucket
+from lengthgen.attention.bias import t5_relative_position_bucket
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,9 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lengthgen.attention import normalizers
 from lengthgen.attention.bias import AlibiBias
 
 SEQ_AXIS = "seq"
+RING_NORMALIZERS = ("softmax",)  # the online softmax of ``_ring_block``
 
 
 def make_seq_mesh(devices=None) -> jax.sharding.Mesh:
@@ -30,10 +32,18 @@ def make_seq_mesh(devices=None) -> jax.sharding.Mesh:
                        axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def _check(normalizer, window, global_tokens, bias, q_BTHD, k_BSHD, n):
-  if normalizer != "softmax":
-    raise ValueError(f"ring_attention supports normalizer 'softmax' only, got {normalizer!r}; "
+def _check(normalizer, normalizer_params, normalizer_options, window, global_tokens, bias,
+           q_BTHD, k_BSHD, n):
+  norm = normalizers.get(normalizer)
+  if normalizer not in RING_NORMALIZERS:
+    supported = ", ".join(repr(name) for name in RING_NORMALIZERS)
+    raise ValueError(f"ring_attention supports normalizer {supported} only, got {normalizer!r}; "
                      "use lengthgen.attention.dot_product_attention for the others")
+  params = sorted(name for name, p in (normalizer_params or {}).items() if p is not None)
+  options = sorted(norm.resolve_options(normalizer_options))
+  if params or options:
+    raise ValueError(f"ring_attention does not support normalizer parameters or options, got "
+                     f"{params + options}; use lengthgen.attention.dot_product_attention")
   if window is not None or global_tokens:
     raise ValueError("ring_attention does not support window/global_tokens (LM-Infinite mask); "
                      "use lengthgen.attention.dot_product_attention")
@@ -50,7 +60,8 @@ def _check(normalizer, window, global_tokens, bias, q_BTHD, k_BSHD, n):
 
 def ring_attention(q_BTHD, k_BSHD, v_BSHD, *, mesh, causal=True, bias=None, q_positions=None,
                    k_positions=None, lengths=None, scale=None, normalizer="softmax",
-                   window=None, global_tokens=0):
+                   normalizer_params=None, normalizer_options=None, window=None,
+                   global_tokens=0):
   """Attention equal to ``dot_product_attention(..., implementation="xla")``, sequence-split.
 
   Args:
@@ -61,12 +72,16 @@ def ring_attention(q_BTHD, k_BSHD, v_BSHD, *, mesh, causal=True, bias=None, q_po
     q_positions, k_positions: [B, T] positions for the bias.
     lengths: [B] valid keys per example (right padding masked).
     scale: score scale, default 1/sqrt(D).
+    normalizer, normalizer_params, normalizer_options: as for ``dot_product_attention``;
+      only ``RING_NORMALIZERS``, without learned parameters or options.
+    window, global_tokens: must be unset (no LM-Infinite mask).
 
   Returns:
     [B, T, H, D] in the dtype of q.
   """
   n = mesh.shape[SEQ_AXIS]
-  _check(normalizer, window, global_tokens, bias, q_BTHD, k_BSHD, n)
+  _check(normalizer, normalizer_params, normalizer_options, window, global_tokens, bias,
+         q_BTHD, k_BSHD, n)
   b, t, h, d = q_BTHD.shape
   scale = 1.0 / np.sqrt(d) if scale is None else scale
   arange = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lengthgen.attention.bias import AlibiBias
 from lengthgen.positional.base import Encoding
 
 
@@ -49,7 +50,6 @@ class AlibiModule(nn.Module):
   def __call__(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array, *,
                train: bool = False):
     del q_positions_BT, k_positions_BS, train
-    from lengthgen.attention import AlibiBias
     return AlibiBias(jnp.asarray(alibi_slopes(self.num_heads)), bidirectional=self.bidirectional)
 
 

@@ -25,6 +25,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from lengthgen.positional.rotary import rotate
+
 
 @flax.struct.dataclass
 class Rotation:
@@ -43,7 +45,6 @@ class Rotation:
   q_scale: float | jax.Array = 1.0
 
   def apply(self, x_BTHD: jax.Array, *, is_query: bool) -> jax.Array:
-    from lengthgen.positional.rope import rotate  # local: rope imports this module
     out = rotate(x_BTHD, self.cos_BTF, self.sin_BTF, layout=self.layout)
     if is_query and not (isinstance(self.q_scale, float) and self.q_scale == 1.0):
       out = out * jnp.asarray(self.q_scale, out.dtype)

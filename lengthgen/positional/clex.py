@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lengthgen.positional.base import Encoding, Rotation
-from lengthgen.positional.rope import LAYOUTS, rope_angles, rope_inv_frequencies
+from lengthgen.positional.rope import rope_angles, rope_inv_frequencies
+from lengthgen.positional.rotary import LAYOUTS
 
 
 def ntk_log_frequencies(t, head_dim: int, base: float) -> jax.Array:

@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lengthgen.positional.base import Encoding, Rotation
+from lengthgen.positional.rotary import LAYOUTS, rotate
 
-LAYOUTS = ("half", "interleaved")
+__all__ = ["FixedRotary", "LAYOUTS", "Rope", "apply_rope", "rope_angles",
+           "rope_inv_frequencies", "rotary_dims", "rotate"]
 
 
 def rope_inv_frequencies(head_dim: int, *, base: float = 10000.0) -> np.ndarray:
@@ -34,29 +36,6 @@ def rope_angles(positions_BT: jax.Array, inv_freq_F: jax.Array) -> tuple[jax.Arr
   """cos and sin of positions * inv_freq, float32 [B, T, F] (positions cast to float32)."""
   angles = positions_BT.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq_F, jnp.float32)
   return jnp.cos(angles), jnp.sin(angles)
-
-
-def rotate(x_BTHD: jax.Array, cos_BTF: jax.Array, sin_BTF: jax.Array, *,
-           layout: str = "half") -> jax.Array:
-  """Rotates the first 2F channels of x by the given angles; the rest pass through."""
-  if layout not in LAYOUTS:
-    raise ValueError(f"unknown RoPE layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
-  f = cos_BTF.shape[-1]
-  d = x_BTHD.shape[-1]
-  if 2 * f > d:
-    raise ValueError(f"{f} rotary frequencies need at least {2 * f} head dims, got {d}")
-  xr = x_BTHD[..., :2 * f].astype(jnp.float32)
-  cos, sin = cos_BTF[:, :, None, :], sin_BTF[:, :, None, :]
-  if layout == "half":
-    x1, x2 = xr[..., :f], xr[..., f:]
-    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-  else:
-    x1, x2 = xr[..., 0::2], xr[..., 1::2]
-    out = jnp.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).reshape(xr.shape)
-  out = out.astype(x_BTHD.dtype)
-  if 2 * f == d:
-    return out
-  return jnp.concatenate([out, x_BTHD[..., 2 * f:]], axis=-1)
 
 
 def apply_rope(x_BTHD: jax.Array, positions_BT: jax.Array, inv_freq: jax.Array, *,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lengthgen.positional.abacus import abacus_sampler
+
 
 def contiguous(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
                vocab: list[str]) -> np.ndarray:
@@ -58,17 +60,12 @@ def _anchor(tokens_BT, rng, *, train, vocab, max_offset: int = 0):
   return offset(tokens_BT, rng, train=train, vocab=vocab, max_offset=max_offset, anchor=True)
 
 
-def _abacus(tokens_BT, rng, *, train, vocab, **options):
-  from lengthgen.positional.abacus import abacus_sampler
-  return abacus_sampler(tokens_BT, rng, train=train, vocab=vocab, **options)
-
-
 POSITION_SAMPLERS = {
     "contiguous": contiguous,
     "randomized": randomized,
     "offset": offset,
     "anchor": _anchor,
-    "abacus": _abacus,
+    "abacus": abacus_sampler,
 }
 
 
