@@ -1,4 +1,5 @@
-# Two commands: `make demo` and `make test`. Each creates .venv (Python 3.12) when missing.
+# Two commands: `make demo` and `make test` (the unit and integration tiers; `make test-unit`
+# and `make test-integration` run one). Each creates .venv (Python 3.12) when missing.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ PYTHON312 := $(shell if command -v pyenv >/dev/null 2>&1 && pyenv versions --bar
 WORKDIR ?= workdirs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-gpu install clean
+.PHONY: demo test test-unit test-integration test-slow test-gpu install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
@@ -23,6 +24,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 -m 'not slow and not gpu and not integration' $(PYTEST_ARGS)
+
+test-integration: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 -m 'integration and not slow and not gpu' $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

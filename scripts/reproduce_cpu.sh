@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The issue-8 reproductions at CPU scale (the `cpu` preset of each config: 2 layers x 64 wide,
-# batch 32, lr 1e-3, 1500-3000 steps; 3 seeds trained in one program), each into
+# The paper reproductions at CPU scale (the `cpu` preset of each config, experiments/configs/
+# __init__.py:cpu_scale; 2 layers x 64 wide, batch 32, lr 1e-3, 1500-3000 steps except
+# chomsky's, which keeps its model; 3 seeds trained in one program), each into
 # results/<name>_cpu/ with its summary table and figure. Resumable: finished workdirs are skipped.
 #   bash scripts/reproduce_cpu.sh                # all, in order (about 1.5 h on 2 CPU cores)
 #   bash scripts/reproduce_cpu.sh copy parity    # some (also: chomsky, not run by default)

@@ -69,6 +69,7 @@ def test_offset_and_anchor_positions():
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("model", [
     dict(positional="rope", positional_options={"base": 500000.0}),
     dict(positional="rope", positional_options={"truncate_below": 0.05, "zero_below": 0.002}),

@@ -6,7 +6,9 @@ import os
 import re
 import runpy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import pytest
+
+from conftest import ROOT, tiny_config
 
 
 def test_use_in_your_model_example_runs(capsys):
@@ -22,11 +24,11 @@ def test_readme_shows_the_example_verbatim():
   assert any(body in b for b in blocks), "README's 'Use in your own model' is docs/use_in_your_model.py"
 
 
+@pytest.mark.integration
 def test_readme_analysis_example_runs(tmp_path, monkeypatch, capsys):
   # The README's notebook-functions example, on a one-run sweep that is also workdirs/demo.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
-  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
   from lengthgen import train  # pylint: disable=g-import-not-at-top
   readme = open(os.path.join(ROOT, "README.md")).read()
   (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)

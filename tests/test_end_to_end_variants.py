@@ -10,6 +10,8 @@ import lengthgen.positional as pe
 from lengthgen import train
 from conftest import tiny_config
 
+pytestmark = pytest.mark.integration
+
 VARIANTS = ([dict(positional=name) for name in pe.ENCODINGS]
             + [dict(positions="randomized", positions_options={"max_position": 64})]
             + [dict(normalizer=name) for name in attn.NORMALIZERS]

@@ -6,10 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from lengthgen import evaluate, train
+from lengthgen import build, evaluate
 from conftest import tiny_config
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("positional,normalizer,dtype", [
     ("rope", "softmax", "bfloat16"),
     ("alibi", "softplus_reweight", "float32"),
@@ -24,11 +25,11 @@ def test_evaluation_at_16k_tokens(positional, normalizer, dtype, monkeypatch):
                                   normalizer=normalizer, dtype=dtype),
                        eval=dict(min_length=8192, max_length=8192, num_examples=2,
                                  batch_size=64, bucket=32, max_batch_tokens=16416))
-  task, model = train.build(config)
+  setup = build.setup(config)
   tokens = np.ones((1, 8), np.int32)
-  params = model.init(jax.random.key(0), tokens)["params"]
+  params = setup.model.init(jax.random.key(0), tokens)["params"]
   assert evaluate.eval_batch_size(config, 16416) == 1
-  row = evaluate.evaluate_length(model, params, config, task, 8192)
+  row = evaluate.evaluate_length(setup, params, 8192)
   assert row["length"] == 8192 and row["num_examples"] == 2
   assert 0.0 <= row["token_accuracy"] <= 1.0
   assert calls and calls[0][1] == 16416, "long sequences take the O(T * block) path"

@@ -5,10 +5,12 @@ import os
 
 import pytest
 
+from conftest import ROOT, tiny_config
+
 nbformat = pytest.importorskip('nbformat')
 nbclient = pytest.importorskip('nbclient')
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.integration  # each test starts a Jupyter kernel
 
 
 def _make_sweep(d):
@@ -28,11 +30,11 @@ def _execute(name, monkeypatch, **env):
   """Runs notebooks/<name>.ipynb with these environment variables; returns its text output."""
   for k, v in env.items():
     monkeypatch.setenv(k, v)
-  monkeypatch.setenv('PYTHONPATH', _ROOT)
+  monkeypatch.setenv('PYTHONPATH', ROOT)
   monkeypatch.setenv('JAX_PLATFORMS', 'cpu')
-  nb = nbformat.read(os.path.join(_ROOT, 'notebooks', f'{name}.ipynb'), as_version=4)
+  nb = nbformat.read(os.path.join(ROOT, 'notebooks', f'{name}.ipynb'), as_version=4)
   nbclient.NotebookClient(nb, timeout=120, kernel_name='python3',
-                          resources={'metadata': {'path': _ROOT}}).execute()
+                          resources={'metadata': {'path': ROOT}}).execute()
   images = sum('image/png' in o.get('data', {}) for c in nb.cells for o in c.get('outputs', []))
   return ''.join(o.get('text', '') for c in nb.cells for o in c.get('outputs', [])), images
 
@@ -52,7 +54,6 @@ def test_leaderboard_notebook(tmp_path, monkeypatch):
 
 
 def test_attention_maps_notebook(tmp_path, monkeypatch):
-  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
   from lengthgen import train  # pylint: disable=g-import-not-at-top
   wd = str(tmp_path / 'run')
   train.train_and_evaluate(tiny_config(), wd, verbose=False)

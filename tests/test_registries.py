@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,11 +12,13 @@ import pytest
 import lengthgen.attention as attn
 import lengthgen.positional as pe
 import lengthgen.tasks as tasks
-from lengthgen.config import ConfigError, ExperimentConfig
+from conftest import CONFIG_DIR, load_config_file
+from lengthgen.build import load_config
+from lengthgen.config import ConfigError
+from lengthgen.tasks.chomsky import CHOMSKY_TASKS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py")))
-CONFIG_FILES = [p for p in CONFIG_FILES if not p.endswith("__init__.py")]
+CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))
+                      if not p.endswith("__init__.py"))
 
 
 @pytest.mark.parametrize("name", sorted(tasks.TASKS))
@@ -58,31 +58,44 @@ def test_unknown_normalizer_and_implementation_are_named():
     attn.dot_product_attention(q, q, q, implementation="cuda")
 
 
-def _load(path):
-  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
-def test_every_config_file_loads_and_validates(path):
-  module = _load(path)
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_config_file_loads_and_validates(name):
+  module = load_config_file(name)
   assert module.__doc__ and "python -m experiments.train" in module.__doc__, (
       "a config's docstring gives the exact command")
-  presets = getattr(module, "PRESETS", [""])
-  for preset in presets:
-    ExperimentConfig.from_dict(module.get_config(preset))
+  for preset in module.PRESETS:
+    load_config(module.get_config(preset))
 
 
-def test_demo_config_rejects_unknown_preset():
-  module = _load(os.path.join(ROOT, "experiments", "configs", "demo.py"))
-  with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny"):
-    module.get_config("huge")
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_unknown_preset_names_the_file_and_every_choice(name):
+  module = load_config_file(name)
+  with pytest.raises(ValueError) as e:
+    module.get_config("tiny,huge")
+  message = str(e.value)
+  assert message.startswith(f"unknown preset 'huge' of {name}; valid presets: tiny")
+  for preset in {p for entry in module.PRESETS for p in entry.split(",") if p}:
+    assert preset in message
+
+
+def test_presets_apply_in_order_and_tiny_is_shared():
+  kz = load_config_file("kazemnejad_copy")
+  assert kz.get_config("replace,cpu").to_dict() == kz.get_config("cpu,replace").to_dict()
+  assert kz.get_config("cpu,tiny").train.steps == 10
+  assert kz.get_config("tiny,cpu").train.steps == 1500
+  for name in CONFIG_FILES:
+    c = load_config_file(name).get_config("tiny")
+    assert (c.model.num_layers, c.model.width, c.train.steps) == (1, 32, 10), name
+    assert c.train.max_length <= 6 and c.eval.max_length <= 10, name
+  chomsky = load_config_file("chomsky")
+  assert chomsky.get_config("bucket_sort,tiny").task == "bucket_sort"
+  with pytest.raises(ValueError, match="unknown preset 'sort' of chomsky.py") as e:
+    chomsky.get_config("sort")
+  assert set(CHOMSKY_TASKS) <= set(str(e.value).split("valid presets: ")[1].split(", "))
 
 
 def test_config_validation_names_the_field():
-  base = _load(os.path.join(ROOT, "experiments", "configs", "demo.py")).get_config("tiny")
+  base = load_config_file("demo").get_config("tiny")
   cases = [
       (("model", "positional"), "ropee", r"config\.model\.positional: unknown value 'ropee'.*rope"),
       (("model", "width"), 31, r"config\.model\.width: width 31 must be divisible by num_heads"),
@@ -100,16 +113,16 @@ def test_config_validation_names_the_field():
       target = target[key]
     target[path[-1]] = value
     with pytest.raises(ConfigError, match=pattern):
-      ExperimentConfig.from_dict(d)
+      load_config(d)
   d = base.to_dict()
   d["train"]["stepz"] = 3
   with pytest.raises(ConfigError, match=r"unknown field\(s\) config\.train\.stepz; valid fields"):
-    ExperimentConfig.from_dict(d)
+    load_config(d)
 
 
 def test_learned_table_shorter_than_eval_lengths_is_refused():
-  d = _load(os.path.join(ROOT, "experiments", "configs", "demo.py")).get_config("tiny").to_dict()
+  d = load_config_file("demo").get_config("tiny").to_dict()
   d["model"]["positional"] = "learned"
   d["model"]["positional_options"] = {"max_length": 16}
   with pytest.raises(ConfigError, match=r"'learned' supports positions below 16.*needs 21"):
-    ExperimentConfig.from_dict(d)
+    load_config(d)

@@ -3,6 +3,7 @@ addition scratchpad, multi-token copy), and a few training steps on every decode
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 
 import lengthgen.tasks as tasks
-from lengthgen import data, train
+from conftest import tiny_config
+from lengthgen import build, data, train
+from lengthgen.build import load_config
 from lengthgen.config import ExperimentConfig
 from lengthgen.model import Transformer
 from lengthgen.tasks import scan
@@ -186,10 +189,9 @@ _TINY = dict(task="copy", model=dict(num_layers=1, width=32, num_heads=1),
 
 
 def _config(name: str) -> ExperimentConfig:
-  from conftest import tiny_config
   d = tiny_config(**_TINY).to_dict()
   d.update(task=name, task_options={})
-  return ExperimentConfig.from_dict(d)
+  return load_config(d)
 
 
 @functools.lru_cache(maxsize=1)
@@ -197,22 +199,23 @@ def _shared_step(vocab_size: int):
   """One jitted step for every task: one vocabulary size and one padded shape, one compile."""
   config = _config("copy")
   model = Transformer(config.model, vocab_size=vocab_size)
-  tx = train.make_optimizer(config.train)
-  return model, tx, jax.jit(functools.partial(train.train_step, model=model, tx=tx))
+  setup = dataclasses.replace(build.setup(config), model=model)
+  tx = build.make_optimizer(config.train)
+  return model, tx, jax.jit(functools.partial(train.train_step, setup=setup, tx=tx))
 
 
 @pytest.mark.parametrize("name", DECODER_TASKS)
 def test_tiny_decoder_trains_a_few_steps(name):
   config = _config(name)
-  task, _ = train.build(config)  # the task builds through the training entry point
-  assert len(task.vocab) <= 1024
+  setup = build.setup(config)  # the task builds through the training entry point
+  assert len(setup.vocab) <= 1024
   model, tx, step = _shared_step(1024)
   width = 128
-  inputs = data.training_inputs(config, task, step=0)
+  inputs = data.training_inputs(setup, step=0)
   assert inputs["tokens"].shape[1] <= width, inputs["tokens"].shape
   pad = ((0, 0), (0, width - inputs["tokens"].shape[1]))
   inputs = {k: np.pad(v, pad) if v.ndim == 2 else v for k, v in inputs.items()}
-  state = train.init_state(model, tx, inputs, seed=0)
+  state = build.init_state(model, tx, inputs, seed=0)
   losses = []
   for _ in range(3):
     state, metrics = step(state, inputs, jax.random.key(0))

@@ -1,10 +1,23 @@
-"""Config files (one per experiment; see each file's docstring) and what they share."""
+"""Config files (one per experiment; see each file's docstring) and their one preset mechanism.
+
+A config file's ``get_config(arg)`` builds the full-size experiment, then returns
+``apply_presets(c, arg, __file__, presets, cpu=...)``. ``arg`` is what follows the colon in
+``--config=FILE:arg``: preset names separated by commas, applied left to right. Every file
+has ``tiny``; a file that passes ``cpu`` keywords has ``cpu`` (``cpu_scale`` with them); its
+own presets are functions editing the config in place, keyed by name in ``presets``.
+"""
 
 from __future__ import annotations
+
+import functools
+import os
+from typing import Callable
 
 import ml_collections
 
 from lengthgen.config import default_config_dict
+
+Preset = Callable[[ml_collections.ConfigDict], None]
 
 
 def reproduction_config(task: str, task_options: dict, *, model: dict, train: dict,
@@ -20,35 +33,89 @@ def reproduction_config(task: str, task_options: dict, *, model: dict, train: di
   return c
 
 
-def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500,
-              eval_stride: int = 1) -> ml_collections.ConfigDict:
-  """The ``cpu`` preset: the same task, lengths and protocol with a model and a schedule a
-  2-core CPU trains in minutes (2 layers x 64 wide, batch 32, lr 1e-3, ``steps`` steps) and
-  128 evaluation examples per length, every ``eval_stride``-th length."""
-  c.model.update(num_layers=2, width=64, num_heads=4)
-  c.train.update(steps=steps, batch_size=32, learning_rate=1e-3, warmup_steps=100,
-                 checkpoint_every=500, log_every=250)
-  c.eval.update(num_examples=128, batch_size=128, stride=eval_stride)
+def tiny(c: ml_collections.ConfigDict) -> None:
+  """The ``tiny`` preset: seconds on a CPU, for tests (its score means nothing).
+
+  1 layer of width 32 with 2 heads; 10 steps of batch 8; training lengths 1..min(max, 6)
+  and evaluation lengths 1..min(max, 10) with 16 examples each.
+  """
+  c.model.update(num_layers=1, width=32, num_heads=2)
+  c.train.update(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=5, log_every=5,
+                 min_length=1, max_length=min(c.train.max_length, 6))
+  c.eval.update(min_length=1, max_length=min(c.eval.max_length, 10), num_examples=16,
+                batch_size=16, bucket=16)
+
+
+def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int = 1, *,
+              scale_model: bool = True, learning_rate: float | None = 1e-3,
+              batch_size: int = 32, eval_examples: int = 128,
+              task_options: dict | None = None, train_max_length: int | None = None,
+              eval_max_length: int | None = None) -> ml_collections.ConfigDict:
+  """The ``cpu`` preset: the experiment at a size a 2-core CPU trains in minutes.
+
+  Args:
+    c: the config, edited in place.
+    steps: training steps (warmup 100, a checkpoint every 500, a log row every 250).
+    eval_stride: evaluate every ``eval_stride``-th length.
+    scale_model: use 2 layers x 64 wide with 4 heads; False keeps the file's model.
+    learning_rate: the learning rate; None keeps the file's.
+    batch_size: training batch size.
+    eval_examples: evaluation examples per length (also the evaluation batch size).
+    task_options: task options to update, e.g. a smaller alphabet.
+    train_max_length: a shorter maximum training length; None keeps the file's lengths.
+    eval_max_length: a shorter maximum evaluation length; None keeps the file's lengths.
+
+  Returns:
+    ``c``.
+  """
+  if scale_model:
+    c.model.update(num_layers=2, width=64, num_heads=4)
+  if learning_rate is not None:
+    c.train.learning_rate = learning_rate
+  if task_options:
+    c.task_options.update(task_options)
+  c.train.update(steps=steps, batch_size=batch_size, warmup_steps=100, checkpoint_every=500,
+                 log_every=250)
+  c.eval.update(num_examples=eval_examples, batch_size=eval_examples, stride=eval_stride)
+  if train_max_length is not None:
+    c.train.max_length = train_max_length
+  if eval_max_length is not None:
+    c.eval.max_length = eval_max_length
   return c
 
 
-def apply_presets(c: ml_collections.ConfigDict, arg: str, presets: dict, file: str,
-                  cpu_steps: int = 1500, cpu_eval_stride: int = 1):
-  """Applies the comma-separated presets of ``arg``: ``tiny`` (seconds, for tests), ``cpu``
-  (``cpu_scale`` with ``cpu_steps`` and ``cpu_eval_stride``) or one of ``presets`` (name ->
-  function editing the config); unknown names list the valid ones."""
-  for preset in [p for p in arg.split(",") if p]:
-    if preset == "cpu":
-      cpu_scale(c, cpu_steps, cpu_eval_stride)
-    elif preset == "tiny":
-      c.model.update(num_layers=1, width=32, num_heads=2)
-      c.train.update(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=5, log_every=5,
-                     min_length=1, max_length=min(c.train.max_length, 4))
-      c.eval.update(min_length=1, max_length=min(c.eval.max_length, 8), num_examples=16,
-                    batch_size=16, bucket=16)
-    elif preset in presets:
-      presets[preset](c)
-    else:
-      raise ValueError(f"unknown preset {preset!r} of {file}; valid presets: "
-                       f"{', '.join(['tiny', 'cpu', *presets])}")
+def apply_presets(c: ml_collections.ConfigDict, arg: str, file: str,
+                  presets: dict[str, Preset] | None = None, *,
+                  cpu: dict | None = None) -> ml_collections.ConfigDict:
+  """Applies the comma-separated presets of ``arg`` to ``c`` in order.
+
+  Args:
+    c: the file's full-size config, edited in place.
+    arg: the preset string, e.g. ``"replace,cpu"``; empty means none.
+    file: the config file (``__file__``), named in errors.
+    presets: the file's own presets, name -> function editing the config.
+    cpu: keyword arguments of ``cpu_scale`` for this file's ``cpu`` preset; None means the
+      file has no ``cpu`` preset.
+
+  Returns:
+    ``c``.
+
+  Raises:
+    ValueError: a name that is not a preset of this file; the message lists every valid one.
+  """
+  name = os.path.basename(file)
+  available: dict[str, Preset] = {"tiny": tiny}
+  if cpu is not None:
+    available["cpu"] = functools.partial(cpu_scale, **cpu)
+  for preset, fn in (presets or {}).items():
+    if preset in available:
+      raise ValueError(f"{name} redefines the shared preset {preset!r}")
+    available[preset] = fn
+  for preset in (p.strip() for p in arg.split(",")):
+    if not preset:
+      continue
+    if preset not in available:
+      raise ValueError(f"unknown preset {preset!r} of {name}; valid presets: "
+                       f"{', '.join(available)}")
+    available[preset](c)
   return c

@@ -11,8 +11,9 @@ Operands have n digits, least significant first; the answer n + 1 digits. Abacus
 digit its 1-based place within its number, shifted in training by a random offset below 100
 (the paper's trick) and looked up in a learned table. Model: 4 layers, width 256, 8 heads;
 10,000 steps of batch 128 at lr 5e-4. Anchor: at least 0.9 exact match at 20 digits, where
-NoPE and RoPE stay near 0. Runtime and our result: results/README.md.
-Presets: ``tiny`` (seconds, tests).
+NoPE and RoPE stay near 0. Runtime and result of the full-size config: no run is recorded.
+At CPU scale (``cpu``; scripts/reproduce_cpu.sh) both are in results/README.md.
+Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 3,000 steps, batch 32).
 """
 
 from experiments.configs import apply_presets, reproduction_config
@@ -27,5 +28,4 @@ def get_config(arg: str = ""):
       train=dict(steps=10000, batch_size=128, learning_rate=5e-4, warmup_steps=500,
                  min_length=1, max_length=10),
       eval=dict(min_length=1, max_length=20))
-  return apply_presets(c, arg, {}, "abacus_addition.py",
-                       cpu_steps=3000)
+  return apply_presets(c, arg, __file__, cpu=dict(steps=3000))

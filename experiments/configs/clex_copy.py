@@ -10,8 +10,9 @@ Copy of n tokens (alphabet 16): n in 1..31 in training (at most 64 tokens, CLEX'
 ``train_length``), every n in 1..127 at evaluation (up to 256 tokens, 4x). CLEX samples a
 scale t in [1, 4] per training batch and solves its ODE for the frequencies; at evaluation
 t = tokens / 64. Model: 4 layers, width 128, 4 heads; 5,000 steps of batch 64 at lr 5e-4.
-No anchor exists on synthetic tasks (this is new). Runtime and our result:
-results/README.md. Presets: ``tiny`` (seconds, tests).
+No anchor exists on synthetic tasks (this is new). Runtime and result of the full-size
+config: no run is recorded. At CPU scale (``cpu``; scripts/reproduce_cpu.sh) both are in
+results/README.md. Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 1,500 steps, batch 32).
 """
 
 from experiments.configs import apply_presets, reproduction_config
@@ -26,4 +27,4 @@ def get_config(arg: str = ""):
       train=dict(steps=5000, batch_size=64, learning_rate=5e-4, warmup_steps=200,
                  min_length=1, max_length=31),
       eval=dict(min_length=1, max_length=127))
-  return apply_presets(c, arg, {}, "clex_copy.py")
+  return apply_presets(c, arg, __file__, cpu=dict(steps=1500))

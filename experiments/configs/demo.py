@@ -6,16 +6,22 @@ Runtime: about 3 minutes on a 2-core CPU (jax 0.11.2). Expected result (measured
 match 0.96 on the training lengths, still 0.77 at length 11 and 0.47 at 13, then 0 from
 about 19; token accuracy falls gradually (0.35 at 30). See the README's table.
 
-Presets: ``:tiny`` (a few seconds, for tests), ``:rope`` (the same run with RoPE).
+Presets: ``:tiny`` (seconds, for tests), ``:rope`` (the same run with RoPE).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import apply_presets
 from lengthgen.config import default_config_dict
 
 PRESETS = ["", "tiny", "rope"]  # every preset; tests build each one
+
+
+def rope(c: ml_collections.ConfigDict) -> None:
+  """The same run with RoPE."""
+  c.model.positional = "rope"
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -28,15 +34,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                  weight_decay=0.01, grad_clip=1.0, min_length=1, max_length=10, seed=0,
                  checkpoint_every=500, log_every=250)
   c.eval.update(min_length=1, max_length=30, num_examples=256, batch_size=256, bucket=32)
-  presets = [p for p in arg.split(",") if p]
-  for preset in presets:
-    if preset == "tiny":
-      c.model.update(num_layers=2, width=32, num_heads=2)
-      c.train.update(steps=20, batch_size=8, max_length=6, warmup_steps=5,
-                     checkpoint_every=10, log_every=5)
-      c.eval.update(max_length=10, num_examples=16, batch_size=16, bucket=16)
-    elif preset == "rope":
-      c.model.positional = "rope"
-    else:
-      raise ValueError(f"unknown preset {preset!r} of demo.py; valid presets: tiny, rope")
-  return c
+  return apply_presets(c, arg, __file__, {"rope": rope})
