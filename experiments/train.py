@@ -14,13 +14,14 @@ under WORKDIR/previous_runs/) is given.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lengthgen import train
-from lengthgen.config import ConfigError, ExperimentConfig
+from lengthgen import build, train
+from lengthgen.config import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory that owns the run.")
@@ -38,7 +39,12 @@ _PROCESS_ID = flags.DEFINE_integer(
 _DISTRIBUTED_AUTO = flags.DEFINE_bool(
     "distributed_auto", False, "Multi-host: let jax.distributed.initialize() detect the cluster "
     "(SLURM, Open MPI, Cloud TPU).")
+_VERBOSE = flags.DEFINE_bool("verbose", False,
+                             "Show the full traceback of a configuration or run error.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+# Errors a user can act on: printed as one message (and exit 2) unless --verbose.
+_USER_ERRORS = (ConfigError, train.NonFiniteLoss, train.DiskFull)
 
 
 def _unknown_override(argv) -> str | None:
@@ -60,12 +66,24 @@ def _unknown_override(argv) -> str | None:
 
 
 def _parse_flags(argv):
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError) as e:
-    message = _unknown_override(argv) or f"bad --config override: {e}"
-    print(f"FATAL Flags parsing error: {message}", file=sys.stderr)
-    sys.exit(1)
+  config = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  path = config.split(":", 1)[0] if config else None
+  if path and not os.path.isfile(path):
+    message = f"config file {path} not found (in --config={config})"
+  else:
+    try:
+      return flags.FLAGS(argv)
+    except (AttributeError, KeyError) as e:
+      message = _unknown_override(argv) or f"bad --config override: {e}"
+    except flags.Error as e:  # a malformed value (absl names the flag) or a config file error
+      if "--verbose" in argv:
+        raise
+      message = str(e)
+      if "Traceback" in message:  # the config file raised: keep the flag and its last line
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        message = f"--config={config}: {last}"
+  print(f"FATAL Flags parsing error: {message}", file=sys.stderr)
+  sys.exit(1)
 
 
 def main(argv):
@@ -80,10 +98,12 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   try:
-    config = ExperimentConfig.from_dict(_CONFIG.value)
+    config = build.load_config(_CONFIG.value)
     train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
                              new_run=_NEW_RUN.value)
-  except (ConfigError, train.NonFiniteLoss) as e:
+  except _USER_ERRORS as e:
+    if _VERBOSE.value:
+      raise
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 

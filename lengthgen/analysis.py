@@ -1,7 +1,7 @@
 """Reading finished workdirs: results.json files aggregated over seeds, tables, leaderboards,
 and trained checkpoints with their attention maps.
 
-Only reads files (DESIGN.md workdir layout); never trains. Shared by scripts and notebooks.
+Only reads files (workdir layout: docs/workdir.md); never trains. Shared by scripts and notebooks.
 """
 
 import csv
@@ -172,15 +172,16 @@ def leaderboard_markdown(board: dict[str, list[dict[str, Any]]]) -> str:
 
 
 class TrainedRun:
-  """A workdir's newest checkpoint, ready to run: ``config``, ``task``, ``model``, ``params``
-  (of seed ``seed_index`` when the run trained several) and ``step``."""
+  """A workdir's newest checkpoint, ready to run: ``config``, ``setup`` (its task mixture and
+  model), ``task`` and ``model`` (shortcuts), ``params`` (of seed ``seed_index`` when the run
+  trained several) and ``step``. Works for every workdir: single tasks, hints, seeds."""
 
   def __init__(self, workdir: str, seed_index: int = 0):
     import jax  # pylint: disable=import-outside-toplevel  (reading tables needs no jax)
-    from lengthgen import train  # pylint: disable=import-outside-toplevel
+    from lengthgen import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
     self.workdir = workdir
-    self.config, self.task, self.model, self.step, state = train.restore_checkpoint(
-        workdir, what='TrainedRun')
+    self.config, self.setup, self.step, state = workdir_lib.restore(workdir, what='TrainedRun')
+    self.task, self.model = self.setup.task, self.setup.model
     num_seeds = self.config.train.num_seeds
     if not 0 <= seed_index < num_seeds:
       raise ValueError(f'seed_index {seed_index} is out of range: {workdir} trained '
@@ -191,9 +192,9 @@ class TrainedRun:
     self.seed = self.config.train.seed + seed_index
     self.params = params
 
-  def attention_maps(self, length: int, *, num_examples: int = 1, example_seed: int = 0
-                     ) -> dict[str, Any]:
-    """The attention weights on fresh examples of one task length.
+  def attention_maps(self, length: int, *, num_examples: int = 1, example_seed: int = 0,
+                     task_index: int = 0) -> dict[str, Any]:
+    """The attention weights on fresh examples of one length of one task of the run.
 
     Returns ``weights`` [L, B, H, T, T] (float32 numpy; query rows, key columns), ``tokens``
     [B, T] ids, ``labels`` (the vocabulary strings of example 0), ``lengths`` [B] (tokens per
@@ -202,15 +203,16 @@ class TrainedRun:
     import numpy as np  # pylint: disable=import-outside-toplevel
     from lengthgen import data  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng([example_seed, length])
-    batch = self.task.sample(rng, num_examples, length)
-    inputs = data.model_inputs(batch, self.config, self.task, rng, train=False)
+    batch = self.setup.tasks[task_index].task.sample(rng, num_examples, length)
+    inputs = data.mixture_inputs(self.setup, [(task_index, batch)], rng, train=False)
     _, weights = self.model.apply({'params': self.params}, inputs['tokens'],
-                                  inputs['positions'], lengths=inputs['lengths'], train=False,
+                                  inputs['positions'], lengths=inputs['lengths'],
+                                  task_ids_B=inputs['task_ids'], train=False,
                                   return_attention=True)
     tokens = inputs['tokens']
     n0 = int(inputs['lengths'][0])
     return {'weights': np.asarray(weights, np.float32), 'tokens': tokens,
-            'labels': [self.task.vocab[int(i)] for i in tokens[0, :n0]],
+            'labels': [self.setup.vocab[int(i)] for i in tokens[0, :n0]],
             'lengths': inputs['lengths'], 'train_max_length': self.config.train.max_length}
 
 

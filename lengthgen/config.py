@@ -1,9 +1,12 @@
-"""Frozen, validated experiment configuration.
+"""The experiment schema: frozen, hashable dataclasses and their field-level checks.
 
-Config files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``; the
-entry point turns it into an ``ExperimentConfig`` with ``from_dict``, which checks every
-field (unknown keys, types, ranges, incompatible choices) and names the field and the
-valid values when something is wrong. Library code only sees these frozen dataclasses.
+Config files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``;
+``ExperimentConfig.from_dict`` turns it into frozen dataclasses and checks every field on its
+own (unknown keys, types, ranges, fixed choices), naming the field and the valid values when
+something is wrong. Checks that need the registries (task, encoding and normalizer names,
+their options, whether the longest sequence fits) live one layer up, in
+``lengthgen.build.validate``; ``lengthgen.build.load_config`` runs both. This module imports
+nothing from lengthgen, so everything else can import it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ class ConfigError(ValueError):
 # Boolean ModelConfig fields that modify the normalizer; results.json and the sweeps name them
 # after it, joined with "+": "ssmax+qk_norm".
 NORMALIZER_MODIFIERS = ("qk_norm", "length_temperature")
+
+
+def _json_hash(self) -> int:
+  """Hash of the canonical JSON: configs hold dict-valued options and are jit static args."""
+  return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +62,7 @@ class ModelConfig:
   head: str = "vocab"              # output head: vocab | pointer (lengthgen.heads.HEADS)
   dtype: str = "float32"           # compute dtype: float32 | bfloat16
 
-  def __hash__(self):  # dict-valued options: hash the canonical JSON (jit static argument)
-    return hash(json.dumps(dataclasses.asdict(self), sort_keys=True, default=str))
+  __hash__ = _json_hash
 
   @property
   def causal(self) -> bool:
@@ -86,6 +93,8 @@ class TrainConfig:
   num_seeds: int = 1               # train seeds seed..seed+N-1 at once (vmap over models)
   param_sharding: str = "replicated"  # several devices: replicated | fsdp (lengthgen.parallel)
 
+  __hash__ = _json_hash
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
@@ -100,6 +109,24 @@ class EvalConfig:
   score_metric: str = "exact_match"  # exact_match | token_accuracy: what results.json's score averages
   stride: int = 1                  # evaluate min, min+stride, ...: a cheaper sample of lengths
 
+  __hash__ = _json_hash
+
+
+@dataclasses.dataclass(frozen=True)
+class HintConfig:
+  """A hint task trained with the main task (task hinting, Awasthi & Gupta 2023).
+
+  ``fraction`` of every training batch is drawn from it; its loss enters the total with
+  ``weight`` (the main task's weight is 1).
+  """
+
+  name: str                        # a name of lengthgen.tasks.TASKS (hint tasks included)
+  options: dict = dataclasses.field(default_factory=dict)
+  weight: float = 1.0
+  fraction: float = 0.5
+
+  __hash__ = _json_hash
+
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
@@ -108,18 +135,26 @@ class ExperimentConfig:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-  # Task hinting (lengthgen.multitask): hint tasks trained with the main task, each a dict
-  # {name, options, weight, fraction}; multitask_head: per_task (one head per task) | indicator.
-  hints: list = dataclasses.field(default_factory=list)
+  # Task hinting: hint tasks trained with the main task on one trunk; multitask_head:
+  # per_task (one readout per task) | indicator (a task token first, one shared readout).
+  hints: tuple[HintConfig, ...] = ()
   multitask_head: str = "per_task"
 
+  __hash__ = _json_hash
+
+  @property
+  def task_names(self) -> list[str]:
+    """The main task, then the hint tasks in config order."""
+    return [self.task] + [h.name for h in self.hints]
+
   def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+    return json.loads(json.dumps(dataclasses.asdict(self)))
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentConfig":
+    """The config of a nested mapping, every field checked on its own (see module doc)."""
     config = _build(cls, _plain(d), "config")
-    validate(config)
+    check_fields(config)
     return config
 
 
@@ -140,6 +175,8 @@ def default_config_dict():
       hint = hints[f.name]
       if dataclasses.is_dataclass(hint):
         out[f.name] = convert(hint, value)
+      elif typing.get_origin(hint) is tuple:
+        out[f.name] = [dataclasses.asdict(v) for v in value]
       elif value is None:
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         out[f.name] = config_dict.placeholder(inner[0] if inner else object)
@@ -179,6 +216,13 @@ def _build(cls, d, path: str):
 def _convert(hint, value, path):
   if dataclasses.is_dataclass(hint):
     return _build(hint, value, path)
+  if typing.get_origin(hint) is tuple:  # tuple[Dataclass, ...]: a list of mappings
+    item = typing.get_args(hint)[0]
+    names = ", ".join(f.name for f in dataclasses.fields(item))
+    if not isinstance(value, (list, tuple)):
+      raise ConfigError(f"{path} must be a list of {{{names}}} mappings, got "
+                        f"{type(value).__name__}: {value!r}")
+    return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
   if hint is dict:
     if not isinstance(value, Mapping):
       raise ConfigError(f"{path} must be a mapping, got {type(value).__name__}: {value!r}")
@@ -220,44 +264,24 @@ def _choice(value, valid, path):
   _check(value in valid, path, f"unknown value {value!r}; valid values: {', '.join(valid)}")
 
 
-def validate(config: ExperimentConfig) -> None:
-  """Checks ranges and cross-field compatibility; raises ``ConfigError`` naming the field."""
-  import lengthgen.attention as attn  # local: keep config importable without jax work
-  import lengthgen.positional as pe
-  import lengthgen.tasks as tasks
+MULTITASK_HEADS = ("per_task", "indicator")
 
-  _choice(config.task, list(tasks.TASKS), "config.task")
-  from lengthgen import multitask  # hints and multitask_head
-  multitask.validate(config)
-  try:
-    task = tasks.get(config.task, **config.task_options)
-  except ValueError as e:
-    raise ConfigError(f"config.task_options: {e}") from None
 
+def check_fields(config: ExperimentConfig) -> None:
+  """Checks every field that needs no registry: ranges and fixed choices.
+
+  Raises:
+    ConfigError: naming the field and what is allowed.
+  """
   m = config.model
   _choice(m.kind, ["decoder", "encoder"], "config.model.kind")
-  _choice(m.positional, list(pe.ENCODINGS), "config.model.positional")
-  _choice(m.normalizer, list(attn.NORMALIZERS), "config.model.normalizer")
-  _choice(m.attention_implementation, list(attn.IMPLEMENTATIONS),
-          "config.model.attention_implementation")
   _choice(m.dtype, ["float32", "bfloat16"], "config.model.dtype")
-  from lengthgen.heads import HEADS
-  _choice(m.head, list(HEADS), "config.model.head")
-  from lengthgen.attention.layer import validate_attention_config
-  try:
-    validate_attention_config(m)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
   for name in ("num_layers", "width", "num_heads"):
     _check(getattr(m, name) >= 1, f"config.model.{name}", f"must be >= 1, got {getattr(m, name)}")
   _check(m.width % m.num_heads == 0, "config.model.width",
          f"width {m.width} must be divisible by num_heads {m.num_heads}")
   _check(m.mlp_ratio > 0, "config.model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}")
   _check(0.0 <= m.dropout < 1.0, "config.model.dropout", f"must be in [0, 1), got {m.dropout}")
-  try:
-    encoding = pe.get(m.positional, **m.positional_options)
-  except ValueError as e:
-    raise ConfigError(f"config.model.positional_options: {e}") from None
 
   t = config.train
   for name in ("steps", "batch_size", "min_length", "max_length", "checkpoint_every",
@@ -272,8 +296,6 @@ def validate(config: ExperimentConfig) -> None:
   _check(t.weight_decay >= 0, "config.train.weight_decay", f"must be >= 0, got {t.weight_decay}")
   _check(t.grad_clip > 0, "config.train.grad_clip", f"must be > 0, got {t.grad_clip}")
   _check(t.seed >= 0, "config.train.seed", f"must be >= 0, got {t.seed}")
-  from lengthgen.parallel.mesh import PARAM_SHARDINGS
-  _choice(t.param_sharding, list(PARAM_SHARDINGS), "config.train.param_sharding")
 
   e = config.eval
   for name in ("min_length", "max_length", "num_examples", "batch_size", "bucket",
@@ -283,27 +305,22 @@ def validate(config: ExperimentConfig) -> None:
   _check(e.stride >= 1, "config.eval.stride", f"must be >= 1, got {e.stride}")
   _check(e.min_length <= e.max_length, "config.eval.min_length",
          f"min_length {e.min_length} exceeds max_length {e.max_length}")
-
   for path, value in (("config.train.max_length", t.max_length),
                       ("config.eval.max_length", e.max_length)):
     _check(value <= MAX_LENGTH, path, f"must be at most {MAX_LENGTH} (problem size), got {value}")
 
-  # Incompatible choices: the longest sequence must fit what the encoding supports.
-  import numpy as np
-  longest = max(t.max_length, e.max_length)
-  try:
-    n = task.sample(np.random.default_rng(0), 1, longest).tokens.shape[1]
-  except ValueError as err:
-    raise ConfigError(f"config.eval.max_length / config.train.max_length: {err}") from None
-  sampler = encoding.default_positions if m.positions == "default" else m.positions
-  _choice(sampler, list(pe.POSITION_SAMPLERS), "config.model.positions")
-  try:
-    pe.sample_positions(sampler, np.ones((1, n), np.int32), np.random.default_rng(0),
-                        train=True, vocab=task.vocab, **m.positions_options)
-  except (ValueError, TypeError) as err:
-    raise ConfigError(f"config.model.positions_options: position sampler {sampler!r} cannot "
-                      f"produce positions for the longest sequence ({n} tokens): {err}") from None
-  limit = encoding.position_limit()
-  _check(limit is None or n <= limit, "config.model.positional_options",
-         f"{m.positional!r} supports positions below {limit}, but length {longest} of task "
-         f"{config.task!r} needs {n} positions; raise max_length or lower the lengths")
+  _choice(config.multitask_head, MULTITASK_HEADS, "config.multitask_head")
+  names = [config.task]
+  for i, h in enumerate(config.hints):
+    path = f"config.hints[{i}]"
+    _check(h.name not in names, f"{path}.name",
+           f"task {h.name!r} appears twice (the main task is {config.task!r}); each task may "
+           "appear once")
+    names.append(h.name)
+    _check(h.weight >= 0, f"{path}.weight", f"must be >= 0, got {h.weight}")
+    _check(0 < h.fraction < 1 and round(h.fraction * t.batch_size) >= 1, f"{path}.fraction",
+           f"must be in (0, 1) and give at least one example of config.train.batch_size="
+           f"{t.batch_size}; got {h.fraction}")
+  total = sum(h.fraction for h in config.hints)
+  _check(total < 1, "config.hints", f"the fractions sum to {total}; they must leave part of "
+         "each batch (1 - sum) to the main task")

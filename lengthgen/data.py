@@ -53,14 +53,18 @@ def mixed_length_batch(task: Task, rng: np.random.Generator, batch_size: int, mi
   return pad_batch(batch, size)
 
 
-def model_inputs(batch: Batch, config: ExperimentConfig, task: Task,
-                 rng: np.random.Generator | None, *, train: bool) -> dict[str, np.ndarray]:
-  """The arrays a train/eval step consumes: tokens, targets, loss_mask, positions, lengths."""
+def model_inputs(batch: Batch, config: ExperimentConfig, vocab, rng: np.random.Generator | None,
+                 *, train: bool) -> dict[str, np.ndarray]:
+  """The arrays a step consumes: tokens, targets, loss_mask, positions, lengths.
+
+  ``vocab`` is the token strings of the batch's ids (position samplers such as Abacus read
+  the digits).
+  """
   encoding = pe.get(config.model.positional, **config.model.positional_options)
   sampler = config.model.positions
   if sampler == "default":
     sampler = encoding.default_positions
-  positions = pe.sample_positions(sampler, batch.tokens, rng, train=train, vocab=task.vocab,
+  positions = pe.sample_positions(sampler, batch.tokens, rng, train=train, vocab=list(vocab),
                                   **config.model.positions_options)
   return {
       "tokens": batch.tokens.astype(np.int32),
@@ -71,9 +75,21 @@ def model_inputs(batch: Batch, config: ExperimentConfig, task: Task,
   }
 
 
-def training_inputs(config: ExperimentConfig, task: Task, step: int) -> dict[str, np.ndarray]:
-  """The training batch of ``step``: a function of (seed, step) only."""
-  t = config.train
-  rng = train_rng(t.seed, step)
-  batch = mixed_length_batch(task, rng, t.batch_size, t.min_length, t.max_length)
-  return model_inputs(batch, config, task, rng, train=True)
+def mixture_inputs(setup, parts: list[tuple[int, Batch]], rng: np.random.Generator | None, *,
+                   train: bool) -> dict[str, np.ndarray]:
+  """``model_inputs`` of task batches ``(k, batch)`` of a ``lengthgen.build.Setup``, stacked
+  in order in its vocabulary, with ``task_ids`` [B]."""
+  batch = concat_batches([setup.to_mixture(b, k) for k, b in parts])
+  inputs = model_inputs(batch, setup.config, setup.vocab, rng, train=train)
+  inputs["task_ids"] = np.concatenate([np.full(len(b.tokens), k, np.int32) for k, b in parts])
+  return inputs
+
+
+def training_inputs(setup, step: int, seed: int | None = None) -> dict[str, np.ndarray]:
+  """The training batch of ``step``: a function of (seed, step) only (default seed: the
+  config's). Each task of the mixture contributes its ``batch_counts`` share."""
+  t = setup.config.train
+  rng = train_rng(t.seed if seed is None else seed, step)
+  parts = [(k, mixed_length_batch(m.task, rng, count, t.min_length, t.max_length))
+           for k, (m, count) in enumerate(zip(setup.tasks, setup.batch_counts(t.batch_size)))]
+  return mixture_inputs(setup, parts, rng, train=True)

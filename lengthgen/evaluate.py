@@ -14,13 +14,13 @@ import numpy as np
 
 from lengthgen import data, metrics
 from lengthgen.config import NORMALIZER_MODIFIERS, ExperimentConfig
-from lengthgen.tasks import Task, pad_batch
+from lengthgen.tasks import pad_batch
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def eval_step(params, inputs, *, model):
   logits = model.apply({"params": params}, inputs["tokens"], inputs["positions"],
-                       lengths=inputs["lengths"], train=False)
+                       lengths=inputs["lengths"], task_ids_B=inputs["task_ids"], train=False)
   return metrics.masked_accuracies(logits, inputs["targets"], inputs["loss_mask"])
 
 
@@ -34,14 +34,19 @@ def eval_batch_size(config: ExperimentConfig, padded_length: int) -> int:
   return size
 
 
-def evaluate_length(model, params, config: ExperimentConfig, task: Task, length: int) -> dict:
-  """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length."""
+def evaluate_length(setup, params, length: int, *, task_index: int = 0,
+                    seed: int | None = None) -> dict:
+  """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length of
+  task ``task_index`` of a ``lengthgen.build.Setup`` (examples: a function of (seed, length);
+  default seed: the config's)."""
+  config = setup.config
   e = config.eval
-  rng = data.eval_rng(config.train.seed, length)
-  batch = task.sample(rng, e.num_examples, length)
+  rng = data.eval_rng(config.train.seed if seed is None else seed, length)
+  batch = setup.tasks[task_index].task.sample(rng, e.num_examples, length)
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
-  inputs = data.model_inputs(batch, config, task, rng, train=False)
-  size = eval_batch_size(config, batch.tokens.shape[1])
+  inputs = data.mixture_inputs(setup, [(task_index, batch)], rng, train=False)
+  size = eval_batch_size(config, inputs["tokens"].shape[1])
+  model = setup.model
   return length_row(lambda chunk: eval_step(params, chunk, model=model), inputs, length, size)
 
 
@@ -69,10 +74,26 @@ def eval_lengths(config: ExperimentConfig) -> range:
   return range(e.min_length, e.max_length + 1, e.stride)
 
 
-def evaluate(model, params, config: ExperimentConfig, task: Task) -> list[dict]:
-  """One row per length in [eval.min_length, eval.max_length]."""
-  return [evaluate_length(model, params, config, task, length)
-          for length in eval_lengths(config)]
+def evaluate(setup, params, *, task_index: int = 0, seed: int | None = None) -> list[dict]:
+  """One row per evaluated length (``eval_lengths``) of one task of the mixture."""
+  return [evaluate_length(setup, params, length, task_index=task_index, seed=seed)
+          for length in eval_lengths(setup.config)]
+
+
+def run_record(setup, params, config: ExperimentConfig) -> dict:
+  """The ``results.json`` record of one seed (``config`` holds its seed): the main task's
+  per-length rows and score, plus ``tasks`` (each hint task's rows and score) in a mixture."""
+  seed = config.train.seed
+  rows = evaluate(setup, params, seed=seed)
+  extra = None
+  if len(setup.tasks) > 1:
+    extra = {"hints": list(setup.names[1:]), "multitask_head": config.multitask_head,
+             "tasks": {}}
+    for k, m in enumerate(setup.tasks[1:], start=1):
+      hint_rows = evaluate(setup, params, task_index=k, seed=seed)
+      extra["tasks"][m.name] = {"eval": hint_rows, "score": summarize(hint_rows, config),
+                                "weight": m.weight, "fraction": m.fraction}
+  return results_record(rows, config, extra=extra)
 
 
 def summarize(rows: list[dict], config: ExperimentConfig) -> dict:
@@ -103,7 +124,7 @@ def normalizer_label(config: ExperimentConfig) -> str:
 
 
 def results_record(rows: list[dict], config: ExperimentConfig, *, extra: dict | None = None):
-  """The ``results.json`` object (schema in DESIGN.md)."""
+  """The ``results.json`` object of one seed (schema: docs/workdir.md)."""
   record = {
       "task": config.task,
       "positional": config.model.positional,

@@ -1,6 +1,7 @@
 """Output heads: map the trunk's final hidden states to per-position vocabulary logits.
 
-* ``vocab``: a linear readout over the vocabulary.
+* ``vocab``: a linear readout over the vocabulary; with ``num_tasks > 1`` one readout per task
+  of a mixture, selected by each example's task id.
 * ``pointer`` (Vinyals et al. 2015, Pointer Networks): scores the visible input positions
   instead of vocabulary entries, so an answer that is an input token is produced by pointing
   at it, whatever the length. Position scores are pooled per token id
@@ -18,17 +19,32 @@ import jax
 import jax.numpy as jnp
 
 
+def select_readout(logits_BTKV: jax.Array, task_ids_B: jax.Array) -> jax.Array:
+  """``out[b, t] = logits[b, t, task_ids[b]]``: [B, T, V]."""
+  idx = jnp.asarray(task_ids_B, jnp.int32)[:, None, None, None]
+  return jnp.take_along_axis(logits_BTKV, idx, axis=2)[:, :, 0]
+
+
 class VocabHead(nn.Module):
-  """A linear readout over the vocabulary (untied from the input embedding)."""
+  """A linear readout over the vocabulary (untied from the input embedding), one per task."""
 
   vocab_size: int
   causal: bool = True
   dtype: Any = jnp.float32
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, h_BTW: jax.Array, *, tokens_BT=None, lengths=None) -> jax.Array:
+  def __call__(self, h_BTW: jax.Array, *, tokens_BT=None, lengths=None,
+               task_ids_B=None) -> jax.Array:
     del tokens_BT, lengths
-    return nn.Dense(self.vocab_size, dtype=self.dtype, name="logits")(h_BTW).astype(jnp.float32)
+    logits = nn.Dense(self.vocab_size * self.num_tasks, dtype=self.dtype, name="logits")(h_BTW)
+    logits = logits.astype(jnp.float32)
+    if self.num_tasks == 1:
+      return logits
+    if task_ids_B is None:
+      raise ValueError(f"a head with {self.num_tasks} task readouts needs task_ids_B")
+    b, t, _ = logits.shape
+    return select_readout(logits.reshape(b, t, self.num_tasks, self.vocab_size), task_ids_B)
 
 
 def pointer_logits(scores_BTS: jax.Array, tokens_BS: jax.Array, visible_BTS: jax.Array,
@@ -50,9 +66,15 @@ class PointerHead(nn.Module):
   vocab_size: int
   causal: bool = True
   dtype: Any = jnp.float32
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, h_BTW: jax.Array, *, tokens_BT=None, lengths=None) -> jax.Array:
+  def __call__(self, h_BTW: jax.Array, *, tokens_BT=None, lengths=None,
+               task_ids_B=None) -> jax.Array:
+    del task_ids_B
+    if self.num_tasks != 1:
+      raise ValueError("the pointer head has one readout; a task mixture needs the vocab head "
+                       "or multitask_head='indicator'")
     if tokens_BT is None:
       raise ValueError("the pointer head needs the input tokens")
     b, t, w = h_BTW.shape

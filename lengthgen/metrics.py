@@ -29,7 +29,9 @@ class MetricsLog:
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
     self.path = os.path.join(workdir, "metrics.jsonl")
-    if os.path.exists(self.path):
+    if not os.path.exists(self.path):
+      open(self.path, "a").close()
+    else:
       kept = []
       with open(self.path) as f:
         for line in f:
@@ -46,6 +48,23 @@ class MetricsLog:
     row = {"step": int(step), "split": split, **{k: _plain(v) for k, v in values.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
+
+  def replace(self, step: int, split: str, **values) -> None:
+    """``write``, after dropping earlier rows of the same step and split (a finished run
+    evaluated again keeps one evaluation row)."""
+    with open(self.path) as f:
+      lines = f.readlines()
+    kept = []
+    for line in lines:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if (row.get("step"), row.get("split")) != (int(step), split):
+        kept.append(line if line.endswith("\n") else line + "\n")
+    with open(self.path, "w") as f:
+      f.writelines(kept)
+    self.write(step, split, **values)
 
 
 def _plain(v):

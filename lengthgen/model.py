@@ -74,10 +74,13 @@ class Transformer(nn.Module):
   Attributes:
     config: the architecture.
     vocab_size: number of token ids.
+    num_tasks: readouts of the output head, one per task of a mixture (the example's task id
+      selects one); 1 for a single task or a shared readout.
   """
 
   config: ModelConfig
   vocab_size: int
+  num_tasks: int = 1
 
   @property
   def encoding(self) -> pe.Encoding:
@@ -85,8 +88,8 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens_BT: jax.Array, positions_BT: jax.Array | None = None, *,
-               lengths: jax.Array | None = None, train: bool = False,
-               return_attention: bool = False):
+               lengths: jax.Array | None = None, task_ids_B: jax.Array | None = None,
+               train: bool = False, return_attention: bool = False):
     """Runs the model.
 
     Args:
@@ -94,6 +97,7 @@ class Transformer(nn.Module):
       positions_BT: int positions; default 0..T-1 for every example.
       lengths: [B] valid tokens per example; keys beyond are masked (needed for the
         encoder with right padding; a causal decoder never looks ahead anyway).
+      task_ids_B: int task of each example (selects its readout when ``num_tasks > 1``).
       train: enables dropout (needs a "dropout" rng).
       return_attention: also return the attention weights of every layer, [L, B, H, T, T].
 
@@ -143,8 +147,8 @@ class Transformer(nn.Module):
           train=train, return_weights=return_attention, cap_rotation=cap_rotation)
       all_weights.append(w)
     x = nn.LayerNorm(dtype=dtype, name="ln_final")(x)
-    logits = HEADS[c.head](self.vocab_size, c.causal, dtype, name="head")(
-        x, tokens_BT=tokens_BT, lengths=lengths)
+    logits = HEADS[c.head](self.vocab_size, c.causal, dtype, self.num_tasks, name="head")(
+        x, tokens_BT=tokens_BT, lengths=lengths, task_ids_B=task_ids_B)
     if return_attention:
       return logits, jnp.stack(all_weights)
     return logits

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen import data, train
+from lengthgen import build, data, train
 from lengthgen.config import ExperimentConfig
 
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny model, few steps (CPU check).")
@@ -53,7 +53,8 @@ class FlaxBaseline(nn.Module):
   max_len: int = 0  # > 0: a learned position table (for positional="learned"); 0: NoPE
 
   @nn.compact
-  def __call__(self, tokens_BT, positions_BT, lengths=None, train=False):
+  def __call__(self, tokens_BT, positions_BT, lengths=None, task_ids_B=None, train=False):
+    del task_ids_B  # one task
     x = nn.Embed(self.vocab_size, self.width)(tokens_BT)
     if self.max_len:
       x = x + nn.Embed(self.max_len, self.width)(positions_BT)
@@ -74,7 +75,7 @@ def _config(smoke: bool) -> ExperimentConfig:
   spec = importlib.util.spec_from_file_location("demo_config", path)
   demo = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(demo)
-  return ExperimentConfig.from_dict(demo.get_config("tiny" if smoke else ""))
+  return build.load_config(demo.get_config("tiny" if smoke else ""))
 
 
 def _time_steps(step_fn, state, inputs, key, steps):
@@ -95,11 +96,12 @@ def _time_steps(step_fn, state, inputs, key, steps):
   return best, flops
 
 
-def _measure(name, model, config, task, steps, num_seeds, peak):
-  tx = train.make_optimizer(config.train)
-  inputs = data.training_inputs(config, task, 0)
-  states = [train.init_state(model, tx, inputs, config.train.seed + i) for i in range(num_seeds)]
-  step = functools.partial(train.train_step, model=model, tx=tx)
+def _measure(name, model, config, setup, steps, num_seeds, peak):
+  tx = build.make_optimizer(config.train)
+  inputs = data.training_inputs(setup, 0)
+  states = [build.init_state(model, tx, inputs, config.train.seed + i) for i in range(num_seeds)]
+  step = functools.partial(train.train_step, setup=dataclasses.replace(setup, model=model),
+                           tx=tx)
   key = jax.random.key(0)
   if num_seeds > 1:
     stack = lambda *xs: jnp.stack(xs)
@@ -123,18 +125,19 @@ def _measure(name, model, config, task, steps, num_seeds, peak):
 def main(argv):
   del argv
   config = _config(_SMOKE.value)
-  task, ours = train.build(config)
+  setup = build.setup(config)
+  ours = setup.model
   m = config.model
   device = jax.devices()[0]
   kind = next((k for k in _PEAKS if k in device.device_kind), None)
   peak = _PEAK.value or (_PEAKS[kind][m.dtype] if kind else None)
   steps = _STEPS.value
-  longest = data.training_inputs(config, task, 0)["tokens"].shape[1]
-  baseline = FlaxBaseline(m.num_layers, m.width, m.num_heads, m.mlp_ratio, len(task.vocab),
+  longest = data.training_inputs(setup, 0)["tokens"].shape[1]
+  baseline = FlaxBaseline(m.num_layers, m.width, m.num_heads, m.mlp_ratio, len(setup.vocab),
                           max_len=longest if m.positional == "learned" else 0)
-  rows = [_measure("lengthgen", ours, config, task, steps, 1, peak),
-          _measure("flax_baseline", baseline, config, task, steps, 1, peak),
-          _measure("lengthgen", ours, config, task, steps, _SEEDS.value, peak)]
+  rows = [_measure("lengthgen", ours, config, setup, steps, 1, peak),
+          _measure("flax_baseline", baseline, config, setup, steps, 1, peak),
+          _measure("lengthgen", ours, config, setup, steps, _SEEDS.value, peak)]
   record = {
       "platform": device.platform, "device_kind": device.device_kind,
       "device_count": jax.device_count(), "jax": jax.__version__, "smoke": _SMOKE.value,

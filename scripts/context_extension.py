@@ -19,7 +19,7 @@ import time
 
 import jax
 
-from lengthgen import data, evaluate, plotting, train
+from lengthgen import build, evaluate, plotting, train, workdir
 from lengthgen.config import ExperimentConfig
 
 METHODS = {  # name -> (positional, options, positions, positions_options)
@@ -35,7 +35,7 @@ METHODS = {  # name -> (positional, options, positions, positions_options)
 
 
 def base_config(steps: int, task="copy", **model) -> ExperimentConfig:
-  return ExperimentConfig.from_dict({
+  return build.load_config({
       "task": task, "task_options": {"alphabet_size": 16},
       "model": dict(num_layers=2, width=64, num_heads=4, positional="rope", **model),
       "train": dict(steps=steps, batch_size=64, learning_rate=1e-3, warmup_steps=50,
@@ -51,7 +51,7 @@ def with_method(config, name, *, fine_tune_from=None, steps=200):
   if fine_tune_from:
     t = dataclasses.replace(t, steps=steps, max_length=12, learning_rate=3e-4,
                             warmup_steps=20, init_from=fine_tune_from, checkpoint_every=steps)
-  return ExperimentConfig.from_dict(dataclasses.asdict(
+  return build.load_config(dataclasses.asdict(
       dataclasses.replace(config, model=model, train=t)))
 
 
@@ -66,15 +66,11 @@ def main():
   parent = base_config(args.steps)
   parent_dir = os.path.join(args.out, "parent_rope")
   train.train_and_evaluate(parent, parent_dir, verbose=False)
-  task, model = train.build(parent)
-  params = train.parent_params(parent_dir, jax.eval_shape(
-      lambda: train.init_state(model, train.make_optimizer(parent.train),
-                               data.training_inputs(parent, task, 0), 0))["params"])
+  params = workdir.restore(parent_dir)[-1]["params"]
   rows, runs = [], {}
   for name in METHODS:
     zero = with_method(parent, name)
-    _, zmodel = train.build(zero)
-    zero_rows = evaluate.evaluate(zmodel, params, zero, task)
+    zero_rows = evaluate.evaluate(build.setup(zero), params)
     zres = evaluate.results_record(zero_rows, zero, extra={"method": name, "mode": "zero-shot"})
     tuned_dir = os.path.join(args.out, f"{name}_finetuned")
     tuned = with_method(parent, name, fine_tune_from=parent_dir, steps=args.fine_tune_steps)

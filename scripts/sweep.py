@@ -9,13 +9,20 @@ trained by `experiments.train` in a subprocess. With `--vmap_seeds` the seeds of
 train in one program (`train.num_seeds`, vmapped: one workdir `..._s<first>x<count>`), which
 is what keeps a GPU busy with small models; `--parallel N` runs N workdirs at once (each
 process then takes 1/N of the GPU memory). Resumable: a workdir with results.json is
-skipped; an interrupted one resumes through train_and_evaluate's own checkpoints. Writes
-summary.md, summary.csv (mean ± std over seeds, compute) and accuracy_vs_length_<task>*.png.
+skipped when its config.json equals the config the point would train now (a finished point
+with another config is reported, and the sweep stops before training anything, unless
+`--new_run_changed` retrains it with `--new_run`, keeping the old run under previous_runs/);
+an interrupted one resumes through train_and_evaluate's own checkpoints. Interrupting the
+sweep (Ctrl-C, SIGTERM, or killing it) stops its trainers. Writes summary.md, summary.csv
+(mean ± std over seeds, compute) and accuracy_vs_length_<task>*.png, each replaced whole.
 """
 
 import argparse
+import ctypes
 import itertools
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -70,6 +77,39 @@ def config_task(config_spec):
   return module.get_config(preset).task
 
 
+def resolved_config(config_spec, overrides):
+  """The config ``experiments.train --config=config_spec *overrides`` trains, as a dict."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  from lengthgen.config import ExperimentConfig  # pylint: disable=g-import-not-at-top
+  argv = ['sweep', f'--config={config_spec}', *overrides]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, 'config', flag_values=values, sys_argv=argv)
+  values(argv)
+  return ExperimentConfig.from_dict(values.config).to_dict()
+
+
+def config_difference(workdir, config):
+  """The fields in which a workdir's config.json differs from ``config`` ('' if none)."""
+  from lengthgen.config import ExperimentConfig  # pylint: disable=g-import-not-at-top
+  from lengthgen.workdir import diff_configs  # pylint: disable=g-import-not-at-top
+  try:
+    with open(os.path.join(workdir, 'config.json')) as f:
+      old = ExperimentConfig.from_dict(json.load(f)).to_dict()
+  except (OSError, ValueError) as e:
+    return f'  config.json unreadable: {e}'
+  return '\n'.join(f'  {k}: {a!r} (in workdir) -> {b!r} (now)'
+                   for k, a, b in diff_configs(old, config))
+
+
+def _write_whole(path, text):
+  """Writes a file through a temporary one, so an interruption never leaves half of it."""
+  tmp = f'{path}.tmp'
+  with open(tmp, 'w') as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
 def plot_sweep(rows, sweep_dir):
   """Accuracy vs length per encoding (mean over seeds, +-std band), one figure per task and
   task options (``accuracy_vs_length_<task>[_<option>-<value>...].png``)."""
@@ -91,7 +131,8 @@ def plot_sweep(rows, sweep_dir):
     ax.legend(fontsize=7)
     name = task.replace('[', '_').rstrip(']').replace(',', '_').replace('=', '-')
     path = os.path.join(sweep_dir, f'accuracy_vs_length_{name}.png')
-    fig.savefig(path, dpi=100, bbox_inches='tight')
+    fig.savefig(f'{path}.tmp.png', dpi=100, bbox_inches='tight')
+    os.replace(f'{path}.tmp.png', path)
     plt.close(fig)
     paths.append(path)
   return paths
@@ -100,10 +141,8 @@ def plot_sweep(rows, sweep_dir):
 def summarize(sweep_dir):
   """Writes summary.md / summary.csv / figures; returns the aggregated rows."""
   rows = analysis.aggregate_over_seeds(analysis.load_sweep(sweep_dir))
-  with open(os.path.join(sweep_dir, 'summary.md'), 'w') as f:
-    f.write(analysis.table_markdown(rows))
-  with open(os.path.join(sweep_dir, 'summary.csv'), 'w') as f:
-    f.write(analysis.table_csv(rows))
+  _write_whole(os.path.join(sweep_dir, 'summary.md'), analysis.table_markdown(rows))
+  _write_whole(os.path.join(sweep_dir, 'summary.csv'), analysis.table_csv(rows))
   plot_sweep(rows, sweep_dir)
   return rows
 
@@ -123,6 +162,9 @@ def main(argv=None):
                  help='train the seeds of a grid point in one program (consecutive seeds)')
   p.add_argument('--parallel', type=int, default=1, help='workdirs trained at once')
   p.add_argument('--set', action='append', default=[], help='key=value config override')
+  p.add_argument('--new_run_changed', action='store_true',
+                 help='retrain finished points whose config changed (the old run is kept '
+                 'under previous_runs/) instead of stopping')
   a = p.parse_args(argv)
   seeds = [int(s) for s in _split(a.seeds)]
   if a.vmap_seeds and seeds != list(range(seeds[0], seeds[0] + len(seeds))):
@@ -131,19 +173,33 @@ def main(argv=None):
     p.error(f'--parallel must be at least 1; got {a.parallel}')
   os.makedirs(a.dir, exist_ok=True)
   extra = [f'--config.{kv}' for kv in a.set]
-  todo = []
+  todo, changed = [], []
   for name, overrides in grid_points(_split(a.encodings), _split(a.normalizers),
                                      _split(a.tasks) or [config_task(a.config)], seeds,
                                      _split(a.positions), a.vmap_seeds):
     wd = os.path.join(a.dir, name)
+    cmd = [sys.executable, '-m', 'experiments.train', f'--config={a.config}',
+           f'--workdir={wd}', *overrides, *extra]
     if os.path.exists(os.path.join(wd, 'results.json')):
-      print(f'skip {name} (finished)', flush=True)
-      continue
-    todo.append((name, [sys.executable, '-m', 'experiments.train', f'--config={a.config}',
-                        f'--workdir={wd}', *overrides, *extra]))
+      difference = config_difference(wd, resolved_config(a.config, [*overrides, *extra]))
+      if not difference:
+        print(f'skip {name} (finished)', flush=True)
+        continue
+      if not a.new_run_changed:
+        changed.append(f'{name}:\n{difference}')
+        continue
+      print(f'{name}: finished with another config; retraining it (--new_run)', flush=True)
+      cmd.append('--new_run')
+    todo.append((name, cmd))
+  if changed:
+    raise SystemExit(f'{len(changed)} finished grid point(s) hold a different config than '
+                     'this sweep would train; nothing was trained. Rerun with '
+                     '--new_run_changed to retrain them (their old runs are kept under '
+                     'previous_runs/), or use another --dir.\n' + '\n'.join(changed))
   env = dict(os.environ)
   if a.parallel > 1:  # share one accelerator: no process may take most of its memory
     env.setdefault('XLA_PYTHON_CLIENT_MEM_FRACTION', f'{0.9 / a.parallel:.3f}')
+  signal.signal(signal.SIGTERM, _interrupt)
   failed = _run_all(todo, a.parallel, env, a.dir)
   rows = summarize(a.dir)
   print(analysis.table_markdown(rows))
@@ -152,9 +208,50 @@ def main(argv=None):
                      f'<workdir>.log)')
 
 
+def _interrupt(signum, frame):
+  del frame
+  raise KeyboardInterrupt(f'signal {signum}')
+
+
+def _die_with_parent():
+  """In a trainer: receive SIGTERM when the sweep dies, even by SIGKILL (Linux)."""
+  try:
+    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except OSError:
+    pass
+
+
+def _stop(procs):
+  """Stops trainers: SIGTERM, then SIGKILL after 10 seconds."""
+  for proc in procs:
+    if proc.poll() is None:
+      proc.terminate()
+  deadline = time.time() + 10
+  for proc in procs:
+    try:
+      proc.wait(timeout=max(0.1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
+
+
 def _run_all(todo, parallel, env, sweep_dir):
-  """Runs the commands, at most `parallel` at once; returns the names that failed."""
+  """Runs the commands, at most `parallel` at once; returns the names that failed.
+
+  An interruption stops every running trainer before it propagates.
+  """
   running, failed = [], []
+  try:
+    _run_all_into(todo, parallel, env, sweep_dir, running, failed)
+  except BaseException:
+    _stop([proc for _, proc, _, _ in running])
+    print(f'interrupted: stopped {len(running)} running trainer(s); rerun the same command to '
+          'resume', file=sys.stderr, flush=True)
+    raise
+  return failed
+
+
+def _run_all_into(todo, parallel, env, sweep_dir, running, failed):
 
   def reap(block):
     for item in list(running):
@@ -177,7 +274,10 @@ def _run_all(todo, parallel, env, sweep_dir):
       time.sleep(0.2)
     if parallel == 1:  # one at a time: the run's own output goes to the terminal
       t0 = time.time()
-      code = subprocess.run(cmd, cwd=_ROOT, env=env, check=False).returncode
+      proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, preexec_fn=_die_with_parent)
+      running.append((name, proc, t0, None))
+      code = proc.wait()
+      running.clear()
       if code:
         failed.append(name)
         print(f'FAILED {name} (exit {code})', flush=True)
@@ -185,12 +285,12 @@ def _run_all(todo, parallel, env, sweep_dir):
         print(f'done {name} in {time.time() - t0:.1f}s', flush=True)
       continue
     log = open(os.path.join(sweep_dir, f'{name}.log'), 'w')
-    proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent)
     running.append((name, proc, time.time(), log))
     print(f'started {name}', flush=True)
   while running:
     reap(block=True)
-  return failed
 
 
 if __name__ == '__main__':

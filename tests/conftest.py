@@ -1,14 +1,68 @@
-"""Shared fixtures: tiny configs that train in seconds on a CPU."""
+"""Shared fixtures and helpers: tiny configs, the repository root, config files, random q/k/v.
+
+Test files import the helpers directly: ``from conftest import ROOT, load_config_file``.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import types
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from lengthgen.build import load_config  # noqa: E402
 from lengthgen.config import ExperimentConfig  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository root
+CONFIG_DIR = os.path.join(ROOT, "experiments", "configs")
+
+
+def load_file(path: str, name: str | None = None) -> types.ModuleType:
+  """Imports the Python file ``path`` (relative to ROOT or absolute) as a fresh module."""
+  path = os.path.join(ROOT, path)
+  name = name or os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config_file(name: str) -> types.ModuleType:
+  """The config file ``experiments/configs/<name>`` (``"demo"`` or ``"demo.py"``) as a module."""
+  if not name.endswith(".py"):
+    name += ".py"
+  return load_file(os.path.join(CONFIG_DIR, name), f"config_{name[:-3]}")
+
+
+def random_qkv(seed: int = 0, b: int = 2, t: int = 8, s: int | None = None, h: int = 2,
+               d: int = 8, *, scale: float = 1.0, dtype=None):
+  """Standard-normal q_BTHD, k_BSHD, v_BSHD drawn in that order from ``default_rng(seed)``.
+
+  Args:
+    seed: the numpy generator's seed.
+    b: batch size.
+    t: query length.
+    s: key length (``t`` when None).
+    h: heads.
+    d: head dimension.
+    scale: multiplies q and k (larger logits), not v.
+    dtype: None returns float64 numpy arrays; otherwise jax arrays of this dtype.
+
+  Returns:
+    ``(q_BTHD, k_BSHD, v_BSHD)``.
+  """
+  s = t if s is None else s
+  r = np.random.default_rng(seed)
+  q, k, v = (r.normal(size=(b, t, h, d)) * scale, r.normal(size=(b, s, h, d)) * scale,
+             r.normal(size=(b, s, h, d)))
+  if dtype is None:
+    return q, k, v
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return tuple(jnp.asarray(x, dtype) for x in (q, k, v))
 
 
 def tiny_config(**overrides) -> ExperimentConfig:
@@ -26,7 +80,7 @@ def tiny_config(**overrides) -> ExperimentConfig:
       d[section] = {**d[section], **values}
     else:
       d[section] = values
-  return ExperimentConfig.from_dict(d)
+  return load_config(d)
 
 
 @pytest.fixture

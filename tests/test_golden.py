@@ -19,6 +19,7 @@ make_goldens = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_goldens)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(make_goldens.GOLDENS))
 def test_run_reproduces_golden(name):
   with open(os.path.join(HERE, name, "config.json")) as f:

@@ -40,10 +40,11 @@ _CONFIG = dict(train=dict(steps=6, batch_size=8, max_length=6, warmup_steps=2,
                           checkpoint_every=3, log_every=1))
 
 
+@pytest.mark.integration
 def test_four_devices_match_one_device(tmp_path):
   config = tiny_config(**_CONFIG)
   train.prepare_workdir(config, str(tmp_path / "one"))
-  _, params, _ = train.train(config, str(tmp_path / "one"))
+  _, params = train.train(config, str(tmp_path / "one"))
   np.savez(tmp_path / "one.npz", *[np.asarray(x) for x in jax.tree.leaves(params)])
   out = run_with_devices(f"""
       import dataclasses, jax, numpy as np
@@ -56,8 +57,8 @@ def test_four_devices_match_one_device(tmp_path):
                                                                      param_sharding=mode))
         wd = {str(tmp_path)!r} + "/" + mode
         train.prepare_workdir(config, wd)
-        _, params, _ = train.train(config, wd, until=3)  # checkpoint, then resume sharded
-        _, params, _ = train.train(config, wd)
+        _, params = train.train(config, wd, until=3)  # checkpoint, then resume sharded
+        _, params = train.train(config, wd)
         np.savez(wd + ".npz", *[np.asarray(x) for x in jax.tree.leaves(params)])
         print(mode, "devices", len(jax.tree.leaves(params)[0].sharding.device_set))
       """)
@@ -84,6 +85,7 @@ def test_fsdp_splits_large_leaves_and_replicates_the_rest():
     parallel.state_shardings(tree, mesh, "zero3")
 
 
+@pytest.mark.integration
 def test_ring_attention_equals_reference():
   out = run_with_devices("""
       import jax, jax.numpy as jnp, numpy as np

@@ -24,6 +24,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_two_processes_over_loopback_train_and_checkpoint(tmp_path):
   port = _free_port()

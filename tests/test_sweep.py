@@ -3,10 +3,13 @@
 import json
 import os
 
+import chex
+import jax
 import numpy as np
 import pytest
 
-from lengthgen import analysis
+from conftest import ROOT, load_file
+from lengthgen import analysis, build, data, evaluate, train, workdir
 
 
 def _write(d, name, seed, positional, in_d, out_d, curve):
@@ -49,29 +52,76 @@ def test_missing_key_and_dir_raise(tmp_path):
 
 
 def _sweep_module():
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(__file__), '..', 'scripts', 'sweep.py')
-  spec = importlib.util.spec_from_file_location('sweep', path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return load_file(os.path.join('scripts', 'sweep.py'))
+
+
+def _finished_grid(sweep, d, config='experiments/configs/demo.py:tiny'):
+  """Fake finished points of a nope/rope x 2-seed grid, each with the config.json it trains."""
+  for name, overrides in sweep.grid_points(['nope', 'rope'], ['softmax'], ['copy'], [0, 1]):
+    enc, seed = name.split('_')[1], int(name[-1])
+    _write(d, name, seed, enc, 1.0, 0.1 * seed, [(4, 1.0), (8, 0.1 * seed)])
+    with open(os.path.join(d, name, 'config.json'), 'w') as f:
+      json.dump(sweep.resolved_config(config, overrides), f)
 
 
 def test_sweep_skips_finished_and_summarizes(tmp_path, capsys):
   sweep = _sweep_module()
   d = str(tmp_path)
-  for enc in ('nope', 'rope'):
-    for seed in (0, 1):
-      _write(d, f'copy_{enc}_softmax_s{seed}', seed, enc, 1.0, 0.1 * seed, [(4, 1.0), (8, 0.1 * seed)])
+  _finished_grid(sweep, d)
   sweep.main(['--config=experiments/configs/demo.py:tiny', f'--dir={d}', '--encodings=nope,rope',
               '--seeds=0,1'])
   assert capsys.readouterr().out.count('skip ') == 4
-  for f in ('summary.md', 'summary.csv', 'accuracy_vs_length_copy.png'):
+  # demo.py's task options name the figure: copy[alphabet_size=16]
+  for f in ('summary.md', 'summary.csv', 'accuracy_vs_length_copy_alphabet_size-16.png'):
     assert os.path.getsize(os.path.join(d, f)) > 0
   assert '0.050 ± 0.050' in open(os.path.join(d, 'summary.md')).read()
+  assert not [f for f in os.listdir(d) if '.tmp' in f]
+
+
+def test_sweep_reports_a_finished_point_with_another_config(tmp_path):
+  sweep = _sweep_module()
+  d = str(tmp_path)
+  _finished_grid(sweep, d)
+  with pytest.raises(SystemExit, match=r"(?s)4 finished grid point\(s\) hold a different "
+                     r"config.*nothing was trained.*--new_run_changed.*copy_nope_softmax_s0:"
+                     r"\n  model.num_layers: 1 \(in workdir\) -> 4 \(now\)\n  train.steps: "
+                     r"10 \(in workdir\) -> 400 \(now\)"):
+    sweep.main(['--config=experiments/configs/demo.py:tiny', f'--dir={d}',
+                '--encodings=nope,rope', '--seeds=0,1', '--set=train.steps=400',
+                '--set=model.num_layers=4'])
+  assert not os.path.exists(os.path.join(d, 'copy_nope_softmax_s0', 'checkpoints'))
+
+
+@pytest.mark.integration
+def test_interrupted_sweep_stops_its_trainers(tmp_path):
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  sweep = subprocess.Popen(
+      [sys.executable, 'scripts/sweep.py', '--config=experiments/configs/demo.py:tiny',
+       f'--dir={tmp_path}', '--encodings=nope,rope', '--parallel=2',
+       '--set=train.steps=100000', '--set=train.checkpoint_every=100000',
+       '--set=train.log_every=1'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  logs = [tmp_path / 'copy_nope_softmax_s0.log', tmp_path / 'copy_rope_softmax_s0.log']
+  deadline = time.time() + 180
+  while time.time() < deadline and not all(
+      (p.exists() and 'step ' in p.read_text()) for p in logs):
+    time.sleep(0.5)
+  sweep.send_signal(signal.SIGTERM)
+  _, err = sweep.communicate(timeout=60)
+  assert 'interrupted: stopped 2 running trainer(s)' in err
+  locks = [(tmp_path / name / '.lock') for name in ('copy_nope_softmax_s0', 'copy_rope_softmax_s0')]
+  time.sleep(1)
+  for lock in locks:  # no trainer holds its workdir any more
+    import fcntl  # pylint: disable=g-import-not-at-top
+    with open(lock, 'a+') as f:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_tiny_sweep_end_to_end(tmp_path):
   """2 encodings x 1 x 1 x 2 seeds of demo.py:tiny (~60 s on 2 CPU cores), then a resumed no-op."""
   import time  # pylint: disable=g-import-not-at-top
@@ -106,15 +156,13 @@ def test_normalizer_modifiers_become_model_flags_and_labels(tmp_path, tiny):
   assert {'--config.model.normalizer=ssmax', '--config.model.qk_norm=True'} <= set(flags)
   with pytest.raises(ValueError, match='unknown modifier.*valid modifiers.*qk_norm'):
     list(sweep.grid_points(['rope'], ['ssmax+qknorm'], ['recall'], [0]))
-  from lengthgen import evaluate, train  # pylint: disable=g-import-not-at-top
   config = tiny(model=dict(num_layers=1, width=32, num_heads=2, normalizer='ssmax',
                            qk_norm=True))
   assert evaluate.normalizer_label(config) == 'ssmax+qk_norm'
   assert evaluate.normalizer_label(tiny()) == 'softmax'
-  task, model = train.build(config)
-  import jax  # pylint: disable=g-import-not-at-top
-  from lengthgen import data  # pylint: disable=g-import-not-at-top
-  inputs = data.training_inputs(config, task, 0)
+  setup = build.setup(config)
+  model = setup.model
+  inputs = data.training_inputs(setup, 0)
   params = model.init(jax.random.key(0), inputs['tokens'], inputs['positions'])['params']
   attention = params['block_0']['attention']
   assert {'query_norm', 'key_norm'} <= set(attention)
@@ -175,18 +223,16 @@ def test_leaderboard_ranks_per_task_with_ties(tmp_path):
     analysis.leaderboard(analysis.aggregate_over_seeds(analysis.load_sweep(d)), metric='acc')
 
 
+@pytest.mark.integration
 def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
-  import jax  # pylint: disable=g-import-not-at-top
-  from lengthgen import train  # pylint: disable=g-import-not-at-top
   config = tiny(train=dict(num_seeds=2, seed=3))
   wd = str(tmp_path / 'run')
-  train.prepare_workdir(config, wd)
-  _, params, _ = train.train(config, wd)
+  workdir.prepare_workdir(config, wd)
+  _, params = train.train(config, wd)
   for i in range(2):
     run = analysis.TrainedRun(wd, seed_index=i)
     assert (run.step, run.seed) == (12, 3 + i)
-    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(params)):
-      np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
+    chex.assert_trees_all_equal(run.params, jax.tree.map(lambda x, i=i: x[i], params))
   m = run.attention_maps(9, num_examples=2)
   w = m['weights']
   n = int(m['lengths'][0])
@@ -198,7 +244,7 @@ def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
   with pytest.raises(ValueError, match='is not a workdir'):
     analysis.TrainedRun(str(tmp_path))
   empty = str(tmp_path / 'empty')
-  train.prepare_workdir(tiny(), empty)
+  workdir.prepare_workdir(tiny(), empty)
   with pytest.raises(ValueError, match='has no usable checkpoint'):
     analysis.TrainedRun(empty)
 
@@ -206,6 +252,5 @@ def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
 def test_default_task_is_the_configs_own():
   # Without --tasks the grid trains the config's task (a parity config must not become copy).
   sweep = _sweep_module()
-  root = os.path.join(os.path.dirname(__file__), '..')
-  assert sweep.config_task(os.path.join(root, 'experiments/configs/parity.py:tiny')) == 'parity'
-  assert sweep.config_task(os.path.join(root, 'experiments/configs/kazemnejad_copy.py')) == 'copy'
+  assert sweep.config_task(os.path.join(ROOT, 'experiments/configs/parity.py:tiny')) == 'parity'
+  assert sweep.config_task(os.path.join(ROOT, 'experiments/configs/kazemnejad_copy.py')) == 'copy'

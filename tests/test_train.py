@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
 
-from lengthgen import data, train
+from lengthgen import build, data, train
 from conftest import tiny_config
 
 
-def _leaves(tree):
-  return [np.asarray(x) for x in jax.tree.leaves(tree)]
-
-
+@pytest.mark.integration
 def test_end_to_end_writes_workdir(tmp_path):
   config = tiny_config()
   results = train.train_and_evaluate(config, str(tmp_path), verbose=False)
@@ -37,35 +35,35 @@ def test_end_to_end_writes_workdir(tmp_path):
 
 def test_one_step_reduces_loss_on_repeated_batch():
   config = tiny_config()
-  task, model = train.build(config)
-  tx = train.make_optimizer(config.train)
-  inputs = data.training_inputs(config, task, 0)
-  state = train.init_state(model, tx, inputs, 0)
+  setup = build.setup(config)
+  tx = build.make_optimizer(config.train)
+  inputs = data.training_inputs(setup, 0)
+  state = build.init_state(setup.model, tx, inputs, 0)
   key = jax.random.key(0)
   losses = []
-  step = jax.jit(lambda s, i: train.train_step(s, i, key, model=model, tx=tx))
+  step = jax.jit(lambda s, i: train.train_step(s, i, key, setup=setup, tx=tx))
   for _ in range(8):
     state, m = step(state, inputs)
     losses.append(float(m["loss"]))
   assert losses[-1] < losses[0]
 
 
+@pytest.mark.integration
 def test_resume_equals_uninterrupted(tmp_path):
   config = tiny_config(model=dict(num_layers=2, width=32, num_heads=2, dropout=0.1))
-  _, full, _ = train.train(config, str(tmp_path / "full"))
+  _, full = train.train(config, str(tmp_path / "full"))
   train.prepare_workdir(config, str(tmp_path / "split"))
   train.train(config, str(tmp_path / "split"), until=6)  # "crash" after step 6
-  _, resumed, _ = train.train(config, str(tmp_path / "split"))
-  for a, b in zip(_leaves(full), _leaves(resumed)):
-    np.testing.assert_array_equal(a, b)
+  _, resumed = train.train(config, str(tmp_path / "split"))
+  chex.assert_trees_all_equal(full, resumed)
 
 
 def test_training_data_is_a_function_of_seed_and_step():
   config = tiny_config()
-  task, _ = train.build(config)
-  a = data.training_inputs(config, task, 5)
-  b = data.training_inputs(config, task, 5)
-  c = data.training_inputs(config, task, 6)
+  setup = build.setup(config)
+  a = data.training_inputs(setup, 5)
+  b = data.training_inputs(setup, 5)
+  c = data.training_inputs(setup, 6)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k])
   assert not np.array_equal(a["tokens"], c["tokens"])
@@ -90,6 +88,7 @@ def test_workdir_with_other_config_is_refused(tmp_path):
   assert not (tmp_path / "metrics.jsonl").exists()
 
 
+@pytest.mark.integration
 def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):
   config = tiny_config(train=dict(steps=12, batch_size=8, max_length=6, warmup_steps=0,
                                   learning_rate=1e30, checkpoint_every=1, log_every=1))
@@ -99,18 +98,18 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):
     train.train(config, str(tmp_path))
 
 
+@pytest.mark.integration
 def test_fine_tune_starts_from_parent_params(tmp_path):
   parent = tiny_config(train=dict(steps=8, batch_size=8, max_length=6, checkpoint_every=4,
                                   log_every=4))
   train.prepare_workdir(parent, str(tmp_path / "parent"))
-  _, parent_params, _ = train.train(parent, str(tmp_path / "parent"))
+  _, parent_params = train.train(parent, str(tmp_path / "parent"))
   child = tiny_config(train=dict(steps=3, batch_size=8, max_length=8, checkpoint_every=4,
                                  log_every=1, init_from=str(tmp_path / "parent")),
                       eval=dict(max_length=12, num_examples=8, batch_size=8, bucket=16))
   train.prepare_workdir(child, str(tmp_path / "child"))
-  _, params, _ = train.train(child, str(tmp_path / "child"), until=0)
-  for a, b in zip(jax.tree.leaves(parent_params), jax.tree.leaves(params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  _, params = train.train(child, str(tmp_path / "child"), until=0)
+  chex.assert_trees_all_equal(parent_params, params)
   wide = tiny_config(model=dict(num_layers=2, width=64, num_heads=2),
                      train=dict(init_from=str(tmp_path / "parent")))
   train.prepare_workdir(wide, str(tmp_path / "wide"))
@@ -118,6 +117,7 @@ def test_fine_tune_starts_from_parent_params(tmp_path):
     train.train(wide, str(tmp_path / "wide"))
 
 
+@pytest.mark.integration
 def test_eval_stride_evaluates_every_kth_length(tmp_path):
   config = tiny_config(eval=dict(min_length=1, max_length=9, stride=4, num_examples=8,
                                  batch_size=8, bucket=16))

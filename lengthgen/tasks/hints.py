@@ -1,5 +1,6 @@
 """Hint tasks for sorting (Awasthi & Gupta 2023, "Improving Length-Generalization in
-Transformers via Task Hinting"), trained alongside a main task by ``lengthgen.multitask``.
+Transformers via Task Hinting"), trained alongside a main task: a task mixture of
+``lengthgen.build``, trained by ``lengthgen.train``.
 
 Every hint sees a source sequence drawn like ``Sort``'s (alphabet ``a0 .. a{k-1}``, with
 replacement); the query hints append ``? x`` where ``x`` is an element of the sequence:
@@ -11,8 +12,8 @@ replacement); the query hints append ``? x`` where ``x`` is an element of the se
     fill         a3 a1 a4 a1 | _ _ _ _          one fill symbol per source element
 
 The vocabulary starts with Sort's (pad, separator, eos, a0..) so token ids of the shared
-symbols agree with sort, copy and reverse; ``multitask`` builds the union vocabulary by name,
-so these hints also work next to other tasks over ``a{i}`` symbols. Generation is vectorized
+symbols agree with sort, copy and reverse; ``lengthgen.build`` makes the union vocabulary by
+name, so these hints also work next to other tasks over ``a{i}`` symbols. Generation is vectorized
 (``answer``); ``solve`` recomputes each answer from one source in plain Python for tests.
 """
 

@@ -34,7 +34,7 @@ GOLDENS = {
 
 
 def config_dict(file: str, preset: str, overrides: dict) -> dict:
-  from lengthgen.config import ExperimentConfig
+  from lengthgen.build import load_config
   spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, "experiments",
                                                                      "configs", file))
   module = importlib.util.module_from_spec(spec)
@@ -46,7 +46,7 @@ def config_dict(file: str, preset: str, overrides: dict) -> dict:
     for p in parents:
       node = node[p]
     node[leaf] = value
-  return ExperimentConfig.from_dict(c).to_dict()
+  return load_config(c).to_dict()
 
 
 def leaf_hashes(params) -> dict[str, str]:
@@ -61,12 +61,12 @@ def leaf_hashes(params) -> dict[str, str]:
 
 def run(config: dict) -> dict:
   """Trains ``config`` in a fresh workdir; returns what a golden records."""
-  from lengthgen.config import ExperimentConfig
+  from lengthgen import workdir
+  from lengthgen.build import load_config
   from lengthgen.train import train_and_evaluate
-  from lengthgen.train import restore_checkpoint
   with tempfile.TemporaryDirectory() as wd:
-    results = train_and_evaluate(ExperimentConfig.from_dict(config), wd, verbose=False)
-    state = restore_checkpoint(wd)[-1]
+    results = train_and_evaluate(load_config(config), wd, verbose=False)
+    state = workdir.restore(wd)[-1]
   keep = {k: results[k] for k in ("eval", "score", "seeds", "score_over_seeds") if k in results}
   return {"results": keep, "params": leaf_hashes(state["params"])}
 
