@@ -8,6 +8,8 @@ import pytest
 import lengthgen.tasks as tasks
 
 CASES = [("copy", {}), ("copy", {"variant": "repeat"}), ("copy", {"variant": "replace"}),
+         ("copy", {"variant": "repeat_change"}), ("copy", {"variant": "repeat", "prompt": True}),
+         ("copy", {"variant": "repeat_change", "prompt": True}),
          ("copy", {"variant": "twice"}), ("copy", {"variant": "unique"}), ("reverse", {}),
          ("reverse", {"variant": "twice"}), ("reverse", {"variant": "reverse_copy"}),
          ("sort", {}), ("parity", {}), ("parity", {"scratchpad": True}), ("addition", {}),
@@ -72,3 +74,23 @@ def test_recall_keys_distinct_and_query_stored():
   assert (batch.tokens[:, 48] == 3).all() and np.isin(batch.tokens[:, 49], np.arange(4, 28)).all()
   with pytest.raises(ValueError, match="at most 24"):
     task.sample(np.random.default_rng(0), 1, 25)
+
+
+def test_copy_repeat_change_and_prompt_layouts_by_hand():
+  sym = lambda i: 3 + i  # a{i}
+  task = tasks.get("copy", variant="repeat_change", alphabet_size=6, prompt=True)
+  prompt = task.vocab.index("<copy>")
+  assert task.vocab[-1] == "<copy>" and prompt == 3 + 6
+  batch = task.sample(np.random.default_rng(3), 300, 4)
+  for row, mask in zip(batch.tokens, batch.loss_mask):
+    old, new = row[1], row[2]
+    assert row[0] == prompt and old != new and list(row[3:7]) == [old] * 4
+    assert row[7] == task.sep_id and list(row[8:]) == [new] * 4
+    assert mask.sum() == 5  # 4 answer tokens and <eos>
+  assert task.solve([prompt, sym(1), sym(5), sym(1), sym(1)]) == [sym(5), sym(5)]
+  # Every other symbol is drawn as the new one.
+  assert len({(r[1], r[2]) for r in batch.tokens}) > 20
+  plain = tasks.get("copy", variant="repeat", alphabet_size=6)
+  assert "<copy>" not in plain.vocab
+  with pytest.raises(ValueError, match="prompt must be true or false"):
+    tasks.get("copy", prompt="yes")

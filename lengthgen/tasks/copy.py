@@ -2,6 +2,8 @@
 
     plain    a3 a1 a4 a1 | a3 a1 a4 a1
     repeat   a5 a5 a5 a5 | a5 a5 a5 a5          (one token repeated)
+    repeat_change  a5 a2 a5 a5 a5 | a2 a2 a2    (Kazemnejad's "Repeat+Change": "replace a5
+                                                with a2 in a5 a5 a5"; length = repeats)
     replace  a0 a1 a4 a0 | a1 a1 a4 a1          (every a0 replaced by a1)
     twice    a3 a1 a4 | a3 a1 a4 a3 a1 a4
     unique   a7 a2 a9 a0 | a7 a2 a9 a0          (distinct tokens; RASP-L's unique copy)
@@ -11,6 +13,12 @@ Length is the number of source tokens, drawn uniformly (with replacement, except
 from an alphabet of ``alphabet_size`` symbols ``a0 .. a{k-1}``. For ``multi_token`` length is
 the number of words, each ``token_width`` symbols, separated by ``,`` (the source has
 ``length * (token_width + 1) - 1`` tokens; ``,`` is in the vocabulary of this variant only).
+
+``prompt=True`` starts every source with a fixed instruction token ``<copy>``, as the
+authors' sequences start with their task's instruction ("Copy:", "Replace X with Y in"):
+a fixed first token that a relative-position model can measure distances from. Kazemnejad et
+al.'s "replace" tasks are ``repeat_change``; ``replace`` (one symbol substituted in a random
+sequence) is a different task.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import numpy as np
 
 from lengthgen.tasks import base
 
-VARIANTS = ("plain", "repeat", "replace", "twice", "unique", "multi_token")
+VARIANTS = ("plain", "repeat", "repeat_change", "replace", "twice", "unique", "multi_token")
+PROMPT = "<copy>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +85,7 @@ class SequenceTask:
 class Copy(SequenceTask):
   variant: str = "plain"
   token_width: int = 3
+  prompt: bool = False
   name = "copy"
 
   def __post_init__(self):
@@ -86,10 +96,13 @@ class Copy(SequenceTask):
     if not isinstance(self.token_width, int) or self.token_width < 1:
       raise ValueError(f"task 'copy': token_width must be a positive integer; "
                        f"got {self.token_width!r}")
+    if not isinstance(self.prompt, bool):
+      raise ValueError(f"task 'copy': prompt must be true or false; got {self.prompt!r}")
 
   @property
   def vocab(self) -> list[str]:
-    return super().vocab + ([","] if self.variant == "multi_token" else [])
+    return (super().vocab + ([","] if self.variant == "multi_token" else [])
+            + ([PROMPT] if self.prompt else []))
 
   def sample(self, rng, batch_size, length):
     if self.variant == "unique":
@@ -97,9 +110,22 @@ class Copy(SequenceTask):
     return super().sample(rng, batch_size, length)
 
   def source(self, rng, batch_size, length):
-    if self.variant == "repeat":
+    source = self._source(rng, batch_size, length)
+    if self.prompt:
+      prompt = np.full((batch_size, 1), self.vocab.index(PROMPT), np.int32)
+      source = np.concatenate([prompt, source], axis=1)
+    return source
+
+  def _source(self, rng, batch_size, length):
+    if self.variant in ("repeat", "repeat_change"):
       token = rng.integers(3, 3 + self.alphabet_size, size=(batch_size, 1), dtype=np.int32)
-      return np.repeat(token, length, axis=1)
+      repeated = np.repeat(token, length, axis=1)
+      if self.variant == "repeat":
+        return repeated
+      # The new token: uniform over the other symbols.
+      new = 3 + (token - 3 + rng.integers(1, self.alphabet_size, size=(batch_size, 1))
+                 ) % self.alphabet_size
+      return np.concatenate([token, new.astype(np.int32), repeated], axis=1)
     if self.variant == "unique":
       order = np.argsort(rng.random((batch_size, self.alphabet_size)), axis=1)
       return (order[:, :length] + 3).astype(np.int32)
@@ -111,6 +137,10 @@ class Copy(SequenceTask):
     return super().source(rng, batch_size, length)
 
   def answer(self, source):
+    if self.prompt:
+      source = source[:, 1:]
+    if self.variant == "repeat_change":
+      return np.repeat(source[:, 1:2], source.shape[1] - 2, axis=1).astype(np.int32)
     if self.variant == "replace":
       return np.where(source == 3, 4, source).astype(np.int32)
     if self.variant == "twice":
@@ -118,6 +148,10 @@ class Copy(SequenceTask):
     return source.copy()
 
   def solve(self, source):
+    if self.prompt:
+      source = source[1:]
+    if self.variant == "repeat_change":
+      return [source[1]] * (len(source) - 2)
     if self.variant == "replace":
       return [4 if t == 3 else t for t in source]
     return list(source) * (2 if self.variant == "twice" else 1)
