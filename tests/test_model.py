@@ -115,3 +115,16 @@ def test_pointer_head_is_causal_and_points_at_inputs():
         jnp.zeros((1, t, 32)))
     seen = np.abs(np.asarray(g)).sum(axis=-1)[0] > 0
     assert not seen[query + 1:].any()
+
+
+def test_t5_shares_one_table_across_layers_by_default(tiny):
+  from lengthgen import build, data
+  for options, shared in (({}, True), ({"share_bias": False}, False)):
+    config = tiny(model=dict(num_layers=2, width=32, num_heads=2, positional="t5",
+                             positional_options=options))
+    setup = build.setup(config)
+    inputs = data.training_inputs(setup, 0)
+    params = setup.model.init(jax.random.key(0), inputs["tokens"], inputs["positions"],
+                              task_ids_B=inputs["task_ids"])["params"]
+    assert ("position_bias" in params) == shared
+    assert ("position_bias" in params["block_1"]) == (not shared)

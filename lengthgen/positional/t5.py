@@ -33,11 +33,16 @@ class RelativeBiasModule(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class T5(Encoding):
-  """T5 bucketed relative bias; ``share_bias`` computes one table for all layers."""
+  """T5 bucketed relative bias.
+
+  ``share_bias`` (default, as T5 and HuggingFace's T5, which Kazemnejad et al. use) computes
+  one table in the first layer and adds it in every layer; ``share_bias=False`` gives each
+  layer its own table.
+  """
 
   num_buckets: int = 32
   max_distance: int = 128
-  share_bias: bool = False
+  share_bias: bool = True
   name = "t5"
 
   def __post_init__(self):

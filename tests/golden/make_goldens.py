@@ -29,7 +29,8 @@ GOLDENS = {
     "demo_tiny": ("demo.py", "tiny", {}),
     "chomsky_tiny": ("chomsky.py", "parity_check,tiny", {}),
     "demo_tiny_2seeds": ("demo.py", "tiny", {"train.num_seeds": 2}),
-    "t5_tiny": ("demo.py", "tiny", {"model.positional": "t5"}),
+    "t5_tiny": ("demo.py", "tiny", {"model.positional": "t5",
+                                     "model.positional_options": {"share_bias": False}}),
 }
 
 
