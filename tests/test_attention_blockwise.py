@@ -112,3 +112,18 @@ def test_window_blocks_gather_only_their_key_band(normalizer, causal, monkeypatc
   assert key_counts and set(key_counts) == {g + band}, key_counts
   np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=1e-5, atol=1e-5)
   chex.assert_trees_all_close(got[1], want[1], atol=1e-4, rtol=1e-4)
+
+
+def test_causal_query_groups_take_only_their_key_prefix(monkeypatch):
+  from lengthgen.attention import blockwise
+  seen, real = [], blockwise._blockwise
+  monkeypatch.setattr(blockwise, "_blockwise", lambda static, qb, k, *a: (
+      seen.append((qb.shape[0], k.shape[1])), real(static, qb, k, *a))[1])
+  r = np.random.default_rng(0)
+  q, k, v = (jnp.asarray(r.normal(size=(1, 64, 2, 4)), jnp.float32) for _ in range(3))
+  got = blockwise.blockwise_attention(q, k, v, block_size=4, causal=True)
+  want = attn.dot_product_attention(q, k, v, causal=True, implementation="xla")
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  assert len(seen) == blockwise.KEY_GROUPS  # 16 blocks in 8 groups of 2 blocks
+  assert seen == [(2, 8 * (i + 1)) for i in range(8)]
+  assert sum(b * keys for b, keys in seen) < 0.6 * 16 * 64  # about half of T * S
