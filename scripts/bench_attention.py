@@ -1,6 +1,6 @@
 """Times lengthgen's Pallas flash attention against cuDNN, the XLA reference and tokamax.
 
-    python scripts/bench_attention.py                  # on a GPU: the issue-5 shapes
+    python scripts/bench_attention.py                  # on a GPU: the full table of shapes
     python scripts/bench_attention.py --smoke          # CPU, interpret mode, tiny shapes
 
 Prints TFLOP/s (causal FLOPs counted as half; forward+backward as 3.5x the forward) and the

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from lengthgen import parallel, train
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_with_devices(code: str, n: int = 4, timeout: int = 240) -> str:

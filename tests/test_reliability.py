@@ -268,3 +268,19 @@ def test_cli_errors_are_one_message_and_write_nothing(tmp_path, args, message):
   assert message in result.stderr, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert not (wd / "config.json").exists()
+
+
+def test_batch_not_divisible_by_devices_is_refused_before_the_workdir(tmp_path, monkeypatch):
+  monkeypatch.setattr(jax, "device_count", lambda: 3)
+  with pytest.raises(ConfigError, match=r"config.train.batch_size: 8 is not divisible by the 3 "
+                     r"devices that train data parallel; use a multiple of 3"):
+    train.train_and_evaluate(_undivided(), str(tmp_path / "wd"))
+  assert not (tmp_path / "wd").exists()
+
+
+def _undivided():
+  """tiny_config without its own validation (which the patched device count would fail)."""
+  from lengthgen.config import ExperimentConfig
+  return ExperimentConfig.from_dict({"task": "copy", "model": dict(num_layers=1, width=32,
+                                                                   num_heads=2),
+                                     "train": dict(steps=4, batch_size=8, warmup_steps=1)})

@@ -1,4 +1,4 @@
-"""The remaining decoder tasks of issue 6 (LEGO, SCAN, summation, polynomial, multi-digit sort,
+"""The remaining decoder tasks (LEGO, SCAN, summation, polynomial, multi-digit sort,
 addition scratchpad, multi-token copy), and a few training steps on every decoder task."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Length is the number of key-value pairs (the source has 2 * length + 2 tokens). 
 distinct within an example and drawn from ``num_keys`` key tokens; values come from
 ``num_values`` value tokens; the query is one of the stored keys, uniformly. The answer is
 one token, so exact match equals token accuracy: a recall test of attention that stays
-sharp as the context grows (used for the softplus-attention comparison, issue 8).
+sharp as the context grows (used for the softplus-attention comparison).
 """
 
 from __future__ import annotations
