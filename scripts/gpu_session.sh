@@ -49,8 +49,8 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
     sweep:copy)
       sweep kazemnejad_copy experiments/configs/kazemnejad_copy.py \
         --encodings=nope,t5,alibi,rope,sinusoidal --parallel=5 ;;
-    sweep:copy_replace)
-      sweep kazemnejad_copy_replace experiments/configs/kazemnejad_copy.py:replace \
+    sweep:copy_repeat_change)
+      sweep kazemnejad_copy_repeat_change experiments/configs/kazemnejad_copy.py:repeat_change \
         --encodings=nope,t5,alibi --parallel=3 ;;
     sweep:parity)
       sweep parity experiments/configs/parity.py --encodings=nope,t5,sinusoidal --parallel=3 ;;

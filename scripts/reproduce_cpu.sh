@@ -17,7 +17,7 @@ run() {  # name config encodings [extra sweep flags...]
 }
 declare -A ALL=(
   [copy]="kazemnejad_copy experiments/configs/kazemnejad_copy.py:cpu nope,t5,alibi,rope,sinusoidal"
-  [copy_replace]="kazemnejad_copy_replace experiments/configs/kazemnejad_copy.py:replace,cpu nope,t5,alibi"
+  [copy_repeat_change]="kazemnejad_copy_repeat_change experiments/configs/kazemnejad_copy.py:repeat_change,cpu nope,t5,alibi"
   [parity]="parity experiments/configs/parity.py:cpu nope,t5,sinusoidal"
   [count]="count experiments/configs/count.py:cpu nope,rope"
   [abacus]="abacus_addition experiments/configs/abacus_addition.py:cpu abacus,nope,rope"
@@ -27,7 +27,7 @@ declare -A ALL=(
   # calibration took 7 min with evaluation); run it where there is time, or on a GPU.
   [chomsky]="chomsky experiments/configs/chomsky.py:cpu sinusoidal --tasks=even_pairs,reverse_string,bucket_sort --positions=default,randomized"
 )
-ORDER=(copy copy_replace parity count abacus recall clex)
+ORDER=(copy copy_repeat_change parity count abacus recall clex)
 for key in "${@:-${ORDER[@]}}"; do
   [[ -n "${ALL[$key]:-}" ]] || { echo "unknown reproduction $key; valid: ${ORDER[*]} chomsky"; exit 2; }
   run ${ALL[$key]}

@@ -50,7 +50,8 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
               scale_model: bool = True, learning_rate: float | None = 1e-3,
               batch_size: int = 32, eval_examples: int = 128,
               task_options: dict | None = None, train_max_length: int | None = None,
-              eval_max_length: int | None = None) -> ml_collections.ConfigDict:
+              eval_max_length: int | None = None,
+              dropout: float | None = None) -> ml_collections.ConfigDict:
   """The ``cpu`` preset: the experiment at a size a 2-core CPU trains in minutes.
 
   Args:
@@ -64,6 +65,7 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
     task_options: task options to update, e.g. a smaller alphabet.
     train_max_length: a shorter maximum training length; None keeps the file's lengths.
     eval_max_length: a shorter maximum evaluation length; None keeps the file's lengths.
+    dropout: the model's dropout at this size; None keeps the file's.
 
   Returns:
     ``c``.
@@ -81,6 +83,8 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
     c.train.max_length = train_max_length
   if eval_max_length is not None:
     c.eval.max_length = eval_max_length
+  if dropout is not None:
+    c.model.dropout = dropout
   return c
 
 
