@@ -122,10 +122,11 @@ def test_position_interpolation_divides_frequencies():
                              pe.rope_inv_frequencies(16) / 4.0, rtol=1e-6)
 
 
-def test_yarn_ramp_keeps_high_and_interpolates_low_frequencies():
+def test_yarn_rotation_ramp_keeps_high_and_interpolates_low_frequencies():
+  # ramp="rotations": the paper's formula, linear in the number of rotations r.
   d, s, length = 64, 8.0, 512
   theta = pe.rope_inv_frequencies(d).astype(np.float64)
-  got = pe.get("rope_yarn", scale=s, train_length=length).inv_frequencies(d)
+  got = pe.get("rope_yarn", scale=s, train_length=length, ramp="rotations").inv_frequencies(d)
   r = length * theta / (2 * math.pi)
   high, low = r > 32, r < 1
   assert high.any() and low.any()
@@ -135,7 +136,7 @@ def test_yarn_ramp_keeps_high_and_interpolates_low_frequencies():
   gamma = (r[mid] - 1) / 31
   np.testing.assert_allclose(got[mid], (1 - gamma) * theta[mid] / s + gamma * theta[mid],
                              rtol=1e-5)
-  rot = pe.get("rope_yarn", scale=s, train_length=length).rotary(d)
+  rot = pe.get("rope_yarn", scale=s, train_length=length, ramp="rotations").rotary(d)
   assert rot.q_scale == pytest.approx((0.1 * math.log(s) + 1) ** 2), (
       "q carries the factor squared: logits scale as with q and k each scaled")
 

@@ -4,13 +4,21 @@
   i.e. every frequency divided by ``scale``.
 * ``rope_ntk`` (bloc97, "NTK-aware scaled RoPE"): the base becomes
   ``base * scale^(d / (d - 2))`` (``ntk_scaled_base``), which leaves the highest frequency
-  unchanged and divides the lowest by ``scale``. ``dynamic=True`` (dynamic NTK) uses
-  ``scale = max(1, L / train_length)`` from the current sequence length L at run time.
-* ``rope_yarn`` (Peng et al. 2023, YaRN): NTK-by-parts. For a dim with wavelength
-  ``lambda_i = 2 pi / theta_i`` and ratio ``r_i = train_length / lambda_i``, the ramp
-  ``gamma = clip((r - alpha) / (beta - alpha), 0, 1)`` (alpha = 1, beta = 32) blends
-  ``(1 - gamma) * theta_i / scale + gamma * theta_i``: long wavelengths are interpolated, short
-  ones kept. Attention logits are multiplied by ``1/t`` with ``sqrt(1/t) = 0.1 ln(scale) + 1``
+  unchanged and divides the lowest by ``scale``. ``dynamic=True`` (dynamic NTK, as in
+  HuggingFace transformers' ``_compute_dynamic_ntk_parameters``) sets the base from the current
+  sequence length L at run time: ``base * (scale * L / train_length - (scale - 1))^(d / (d - 2))``
+  for L > train_length and ``base`` otherwise (``dynamic_ntk_base``).
+* ``rope_yarn`` (Peng et al. 2023, YaRN): NTK-by-parts. Each pair i blends
+  ``(1 - gamma_i) * theta_i / scale + gamma_i * theta_i``: long wavelengths are interpolated,
+  short ones kept. ``ramp="index"`` (default) is the ramp of the authors' code
+  (jquesnelle/yarn ``find_correction_range`` / ``linear_ramp_mask``) and of HuggingFace's
+  ``_compute_yarn_parameters``: gamma falls linearly in the pair index from 1 at
+  ``low = floor(dim(beta))`` to 0 at ``high = ceil(dim(alpha))``, where
+  ``dim(n) = d ln(train_length / (2 pi n)) / (2 ln base)`` is the pair that turns n times over
+  ``train_length`` (``yarn_correction_dim``). ``ramp="rotations"`` is the paper's formula,
+  linear in the number of rotations ``r_i = train_length * theta_i / (2 pi)``:
+  ``gamma = clip((r - alpha) / (beta - alpha), 0, 1)``. Both use alpha = 1, beta = 32.
+  Attention logits are multiplied by ``1/t`` with ``sqrt(1/t) = 0.1 ln(scale) + 1``
   (``yarn_attention_factor``); here q carries the whole factor squared (``Rotation.q_scale``),
   which scales q.k exactly as scaling q and k each by the factor would.
 """
@@ -41,12 +49,67 @@ def yarn_attention_factor(scale: float) -> float:
   return 1.0 if scale <= 1.0 else float(0.1 * math.log(scale) + 1.0)
 
 
+def dynamic_ntk_base(base: float, head_dim: int, scale, length, train_length: int):
+  """Dynamic NTK base for the current length (HuggingFace ``_compute_dynamic_ntk_parameters``).
+
+  Args:
+    base: RoPE base.
+    head_dim: number of rotated channels d.
+    scale: the scaling factor; at 1 the base follows ``(L / train_length)^(d / (d - 2))``.
+    length: current sequence length L (a number or a jax scalar).
+    train_length: training length; for L <= train_length the base is ``base``.
+
+  Returns:
+    ``base * (scale * L' / train_length - (scale - 1))^(d / (d - 2))`` with
+    ``L' = max(L, train_length)``, of the type of ``length``.
+  """
+  if head_dim <= 2:
+    raise ValueError(f"dynamic_ntk_base needs head_dim > 2, got {head_dim}")
+  ratio = length / train_length
+  ratio = jnp.maximum(ratio, 1.0) if isinstance(ratio, jax.Array) else max(ratio, 1.0)
+  return base * (scale * ratio - (scale - 1)) ** (head_dim / (head_dim - 2))
+
+
+YARN_RAMPS = ("index", "rotations")
+
+
+def yarn_correction_dim(num_rotations: float, head_dim: int, base: float,
+                        train_length: int) -> float:
+  """Pair index (fractional) whose frequency turns ``num_rotations`` times in ``train_length``."""
+  return head_dim * math.log(train_length / (num_rotations * 2 * math.pi)) / (2 * math.log(base))
+
+
 def yarn_inv_frequencies(head_dim: int, *, base: float, scale: float, train_length: int,
-                         alpha: float = 1.0, beta: float = 32.0) -> np.ndarray:
-  """NTK-by-parts frequencies of YaRN, float32 [head_dim // 2]."""
+                         alpha: float = 1.0, beta: float = 32.0,
+                         ramp: str = "index") -> np.ndarray:
+  """NTK-by-parts frequencies of YaRN, float32 [head_dim // 2].
+
+  Args:
+    head_dim: number of rotated channels d.
+    base: RoPE base.
+    scale: context extension factor s.
+    train_length: original context length.
+    alpha: rotations below which a pair is fully interpolated (the reference's beta_slow).
+    beta: rotations above which a pair is kept (the reference's beta_fast).
+    ramp: ``"index"`` (the authors' and HuggingFace's code) or ``"rotations"`` (the paper).
+
+  Returns:
+    ``(1 - gamma) * theta / s + gamma * theta`` with gamma from ``ramp``.
+  """
   theta = rope_inv_frequencies(head_dim, base=base).astype(np.float64)
-  ratio = train_length / (2 * math.pi / theta)
-  gamma = np.clip((ratio - alpha) / (beta - alpha), 0.0, 1.0)
+  if ramp == "index":
+    # As find_correction_range: high is clamped to head_dim - 1 (not head_dim // 2 - 1), and
+    # equal bounds are separated by 0.001 as in linear_ramp_mask.
+    low = max(math.floor(yarn_correction_dim(beta, head_dim, base, train_length)), 0)
+    high = min(math.ceil(yarn_correction_dim(alpha, head_dim, base, train_length)), head_dim - 1)
+    if low == high:
+      high += 0.001
+    gamma = 1.0 - np.clip((np.arange(head_dim // 2) - low) / (high - low), 0.0, 1.0)
+  elif ramp == "rotations":
+    ratio = train_length / (2 * math.pi / theta)
+    gamma = np.clip((ratio - alpha) / (beta - alpha), 0.0, 1.0)
+  else:
+    raise ValueError(f"yarn: unknown ramp {ramp!r}; valid: {', '.join(YARN_RAMPS)}")
   return ((1 - gamma) * theta / scale + gamma * theta).astype(np.float32)
 
 
@@ -110,19 +173,19 @@ class RopePI(Rope):
 
 
 class DynamicNTKRotary(nn.Module):
-  """NTK-aware angles whose scale follows the current length: max(1, L / train_length)."""
+  """NTK-aware angles whose base follows the current length L = max(position) + 1."""
 
   rotary_dim: int
   base: float
   train_length: int
   layout: str = "half"
+  scale: float = 1.0
 
   def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
     del train
     length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
-    scale = jnp.maximum(1.0, length / self.train_length)
     d = self.rotary_dim
-    base = self.base * scale ** (d / (d - 2))
+    base = dynamic_ntk_base(self.base, d, self.scale, length, self.train_length)
     inv_freq = base ** (-2.0 * jnp.arange(d // 2, dtype=jnp.float32) / d)
     cos, sin = rope_angles(positions_BT, inv_freq)
     return Rotation(cos, sin, layout=self.layout)
@@ -130,7 +193,11 @@ class DynamicNTKRotary(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class RopeNTK(Rope):
-  """RoPE with the NTK-aware base; static ``scale`` or ``dynamic`` from the length."""
+  """RoPE with the NTK-aware base: static ``scale``, or ``dynamic`` from the length.
+
+  With ``dynamic=True``, ``scale`` is HuggingFace's dynamic-NTK ``factor`` (``dynamic_ntk_base``);
+  the default 1 makes the base follow ``(L / train_length)^(d / (d - 2))``.
+  """
 
   scale: float = 1.0
   dynamic: bool = False
@@ -150,18 +217,23 @@ class RopeNTK(Rope):
   def rotary(self, head_dim: int) -> nn.Module:
     if self.dynamic:
       return DynamicNTKRotary(rotary_dims(head_dim, self.fraction), self.base,
-                              self.train_length, self.layout)
+                              self.train_length, self.layout, float(self.scale))
     return super().rotary(head_dim)
 
 
 @dataclasses.dataclass(frozen=True)
 class RopeYaRN(Rope):
-  """YaRN: NTK-by-parts frequencies and the 0.1 ln(s) + 1 attention factor."""
+  """YaRN: NTK-by-parts frequencies and the 0.1 ln(s) + 1 attention factor.
+
+  ``ramp="index"`` (default) matches the authors' code and HuggingFace; ``ramp="rotations"``
+  is the paper's ramp in the number of rotations (see the module docstring).
+  """
 
   scale: float = 1.0
   train_length: int = 512
   alpha: float = 1.0
   beta: float = 32.0
+  ramp: str = "index"
   name = "rope_yarn"
 
   def __post_init__(self):
@@ -169,11 +241,15 @@ class RopeYaRN(Rope):
     _check_scale(self.name, self.scale)
     if not 0 <= self.alpha < self.beta:
       raise ValueError(f"rope_yarn: need 0 <= alpha < beta, got {self.alpha}, {self.beta}")
+    if self.ramp not in YARN_RAMPS:
+      raise ValueError(f"rope_yarn: unknown ramp {self.ramp!r}; valid: {', '.join(YARN_RAMPS)}")
+    if self.ramp == "index" and self.alpha <= 0:
+      raise ValueError(f"rope_yarn: ramp='index' needs alpha > 0, got {self.alpha}")
 
   def inv_frequencies(self, head_dim: int) -> np.ndarray:
     return yarn_inv_frequencies(rotary_dims(head_dim, self.fraction), base=self.base,
                                 scale=self.scale, train_length=self.train_length,
-                                alpha=self.alpha, beta=self.beta)
+                                alpha=self.alpha, beta=self.beta, ramp=self.ramp)
 
   def rotary(self, head_dim: int) -> nn.Module:
     return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout,
