@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import diffrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -46,6 +45,7 @@ def ntk_log_frequency_rate(t, head_dim: int) -> jax.Array:
 
 def solve_log_frequencies(w_up, w_down, *, head_dim: int, base: float, t_max: int):
   """z(t) at t = 1..t_max, float32 [t_max, head_dim // 2]."""
+  import diffrax  # pylint: disable=import-outside-toplevel  (heavy: imported on first solve)
   z0 = jnp.log(jnp.asarray(rope_inv_frequencies(head_dim, base=base)))
   if t_max == 1:
     return z0[None]
