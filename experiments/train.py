@@ -20,8 +20,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lengthgen import build, train
-from lengthgen.config import ConfigError
+from lengthgen import train
+from lengthgen.config import ConfigError, ExperimentConfig
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory that owns the run.")
@@ -98,7 +98,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   try:
-    config = build.load_config(_CONFIG.value)
+    config = ExperimentConfig.from_dict(_CONFIG.value)  # train_and_evaluate validates
     train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
                              new_run=_NEW_RUN.value)
   except _USER_ERRORS as e:
