@@ -108,8 +108,7 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, *, normalizer="softmax",
       or q_BTHD.shape[2:] != k_BSHD.shape[2:]:
     raise ValueError(f"expected q [B,T,H,D] and k, v [B,S,H,D]; got q {q_BTHD.shape}, "
                      f"k {k_BSHD.shape}, v {v_BSHD.shape}")
-  params = {name: p for name, p in (normalizer_params or {}).items() if p is not None}
-  norm.check_params(params)
+  params = norm.checked_params(normalizer_params)
   options = dict(normalizer=normalizer, causal=causal, window=window,
                  global_tokens=global_tokens, bias=bias, q_positions=q_positions,
                  k_positions=k_positions, scale=scale, lengths=lengths)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 import lengthgen.attention.masks as masks
+import lengthgen.attention.normalizers as normalizers
 import lengthgen.attention.reference as reference
 
 
@@ -126,8 +127,8 @@ def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=N
     g = min(options.get("global_tokens", 0), s)
     if g + band < s:
       key_band = (g, band)
-  normalizer_params = {name: p for name, p in (normalizer_params or {}).items()
-                       if p is not None}
+  normalizer_params = normalizers.get(options.get("normalizer", "softmax")).checked_params(
+      normalizer_params)
   normalizer_options = tuple(sorted((normalizer_options or {}).items()))  # hashable: static
   k_positions = jnp.asarray(k_positions)
   lengths = None if lengths is None else jnp.asarray(lengths)

@@ -142,8 +142,13 @@ class Normalizer:
     return {p.name: jnp.full(p.shape(num_heads), p.initial_value(options), jnp.float32)
             for p in self.param_specs(modifiers)}
 
-  def check_params(self, params: Mapping[str, Any]) -> None:
-    """Raises ``ValueError`` for an unknown parameter or a missing required one."""
+  def checked_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The given learned arrays (None entries count as absent), checked.
+
+    Raises:
+      ValueError: an unknown parameter or a missing required one.
+    """
+    params = {name: p for name, p in (params or {}).items() if p is not None}
     known = [p.name for p in self.params]
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -152,6 +157,7 @@ class Normalizer:
     for p in self.params:
       if p.modifier is None and params.get(p.name) is None:
         raise ValueError(f"normalizer {self.name!r} needs {p.name}: {p.doc}")
+    return params
 
 
 def _log_n(n_visible):

@@ -33,8 +33,7 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
   ``masks.make_mask``); positions must then be given for exactly these keys.
   """
   norm = normalizers.get(normalizer)
-  params = {name: p for name, p in (normalizer_params or {}).items() if p is not None}
-  norm.check_params(params)
+  params = norm.checked_params(normalizer_params)
   options = norm.resolve_options(normalizer_options)
   b, t = q_BTHD.shape[:2]
   s = k_BSHD.shape[1]
