@@ -171,6 +171,51 @@ def leaderboard_markdown(board: dict[str, list[dict[str, Any]]]) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def method_label(row: dict[str, Any]) -> str:
+  """``rope``, or with a non-default sampler / normalizer ``rope/randomized/ssmax``."""
+  parts = [row['positional']]
+  if row.get('positions', 'default') != 'default':
+    parts.append(row['positions'])
+  if row.get('normalizer', 'softmax') != 'softmax':
+    parts.append(row['normalizer'])
+  return '/'.join(parts)
+
+
+def mean_reciprocal_rank(board: dict[str, list[dict[str, Any]]],
+                         methods: Sequence[str] | None = None) -> list[dict[str, Any]]:
+  """Per method (``method_label``), the mean over tasks of 1 / its rank among ``methods``.
+
+  The score of Kazemnejad et al.'s Figure 1. ``methods`` (default: every method of the
+  board) are ranked among themselves on each task where all of them were run (a method
+  missing from a task would otherwise gain or lose by its absence); ties share a rank. Returns
+  ``method``, ``mrr`` and ``num_tasks`` per method, best first.
+  """
+  every = {method_label(r) for rs in board.values() for r in rs}
+  wanted = set(methods) if methods is not None else every
+  if not wanted <= every:
+    raise ValueError(f'methods {sorted(wanted - every)} are not on the leaderboard; '
+                     f'valid: {", ".join(sorted(every))}')
+  recip: dict[str, list[float]] = {m: [] for m in wanted}
+  for rs in board.values():
+    scores = {method_label(r): r['out_mean'] for r in rs if method_label(r) in wanted}
+    if set(scores) != wanted:
+      continue
+    for m, score in scores.items():
+      recip[m].append(1.0 / (1 + sum(other > score for other in scores.values())))
+  if not any(recip.values()):
+    raise ValueError(f'no task of the leaderboard has every method of {sorted(wanted)}; '
+                     f'tasks: {", ".join(board)}')
+  out = [{'method': m, 'mrr': sum(v) / len(v), 'num_tasks': len(v)} for m, v in recip.items()]
+  return sorted(out, key=lambda r: (-r['mrr'], r['method']))
+
+
+def mrr_markdown(mrr: Sequence[dict[str, Any]]) -> str:
+  """The ``mean_reciprocal_rank`` rows as a markdown table."""
+  lines = ['| method | mean reciprocal rank | tasks |', '|---|---|---|']
+  lines += [f"| {r['method']} | {r['mrr']:.3f} | {r['num_tasks']} |" for r in mrr]
+  return '\n'.join(lines) + '\n'
+
+
 class TrainedRun:
   """A workdir's newest checkpoint, ready to run: ``config``, ``setup`` (its task mixture and
   model), ``task`` and ``model`` (shortcuts), ``params`` (of seed ``seed_index`` when the run

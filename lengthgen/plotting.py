@@ -1,8 +1,12 @@
-"""Figures drawn from results.json: accuracy versus length with the training range shaded."""
+"""Figures drawn from results.json: accuracy versus length with the training range shaded,
+and the task x method leaderboard heat map."""
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure  # no pyplot: importing lengthgen never sets a backend
+import numpy as np
+
+from lengthgen.analysis import method_label
 
 
 def plot_length_generalization(results: dict | list[dict], path: str | None = None, *,
@@ -29,6 +33,48 @@ def plot_length_generalization(results: dict | list[dict], path: str | None = No
   ax.set_ylabel("exact match (solid), token accuracy (dashed)")
   ax.set_ylim(-0.02, 1.02)
   ax.legend(fontsize=8, loc="lower left")
+  if own:
+    fig.tight_layout()
+    if path:
+      fig.savefig(path, dpi=120)
+  return ax
+
+
+def plot_leaderboard(board: dict[str, list[dict]], path: str | None = None, *,
+                     metric: str = "out_mean", fitted: float = 0.95, ax=None):
+  """Task x method heat map of ``metric`` (a leaderboard from ``analysis.leaderboard``).
+
+  Rows are tasks, columns methods (``analysis.method_label``), each cell the mean over seeds
+  with its rank; a cell whose in-distribution exact match is below ``fitted`` is marked
+  ``not fit`` (its extrapolation says nothing); a method not run on a task is left blank. Draws on ``ax`` when given,
+  otherwise on a new figure saved to ``path`` when given. Returns the axes.
+  """
+  tasks = list(board)
+  methods = sorted({method_label(r) for rs in board.values() for r in rs})
+  grid = np.full((len(tasks), len(methods)), np.nan)
+  ranks, unfit = {}, set()
+  for i, task in enumerate(tasks):
+    for r in board[task]:
+      j = methods.index(method_label(r))
+      grid[i, j] = r[metric]
+      ranks[i, j] = r["rank"]
+      if r["in_mean"] < fitted:
+        unfit.add((i, j))
+  own = ax is None
+  if own:
+    fig = Figure(figsize=(1.1 * len(methods) + 3.5, 0.55 * len(tasks) + 1.6))
+    ax = fig.subplots()
+  im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+  ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+  ax.set_yticks(range(len(tasks)), tasks)
+  for (i, j), rank in ranks.items():
+    note = "\nnot fit" if (i, j) in unfit else ""
+    ax.text(j, i, f"{grid[i, j]:.2f}\n#{rank}{note}", ha="center", va="center",
+            color="w" if grid[i, j] < 0.6 else "k", fontsize=8)
+  label = {"out_mean": "exact match beyond training", "in_mean": "exact match in distribution"}
+  ax.figure.colorbar(im, ax=ax, label=f"{label.get(metric, metric)} (mean over seeds)")
+  if unfit:
+    ax.set_title(f"not fit: in-distribution exact match < {fitted}", fontsize=9)
   if own:
     fig.tight_layout()
     if path:
