@@ -1,5 +1,6 @@
 # Two commands: `make demo` and `make test` (the unit and integration tiers; `make test-unit`
-# and `make test-integration` run one). Each creates .venv (Python 3.12) when missing.
+# and `make test-integration` run one). Each creates .venv (Python 3.12) when missing and
+# installs lengthgen with every extra at the exact versions of requirements.lock.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,18 +9,18 @@ PYTHON312 := $(shell if command -v pyenv >/dev/null 2>&1 && pyenv versions --bar
 WORKDIR ?= workdirs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration test-slow test-gpu install clean
+.PHONY: demo test test-unit test-integration test-slow test-gpu install lock clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,notebooks]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[train,dev,notebooks]'
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) -m experiments.train --config=experiments/configs/demo.py --workdir=$(WORKDIR)
+	$(VENV)/bin/lengthgen-train --config=demo --workdir=$(WORKDIR)
 	@echo "Results: $(WORKDIR)/results.json and $(WORKDIR)/length_generalization.png"
 
 test: $(VENV)/.installed
@@ -36,6 +37,12 @@ test-slow: $(VENV)/.installed
 
 test-gpu: $(VENV)/.installed
 	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS)
+
+# requirements.lock from the versions now in .venv: run after upgrading packages there and
+# passing `make test` (its header comment is kept).
+lock:
+	{ sed -n '/^#/p' requirements.lock; $(PY) -m pip freeze --all --exclude lengthgen --exclude pip; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) workdirs

@@ -11,6 +11,8 @@ import math
 import os
 from typing import Any, Sequence
 
+from lengthgen import extras
+
 GROUP_KEYS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model')
 # What records written before a field existed meant by its absence.
 _DEFAULTS = {'positions': 'default', 'options': ''}
@@ -265,7 +267,7 @@ def plot_attention(maps: dict[str, Any], *, layers: Sequence[int] | None = None,
                    heads: Sequence[int] | None = None, example: int = 0, title: str = ''):
   """A grid of attention maps (rows: layers, columns: heads) of one example; returns the
   matplotlib figure. Tick labels are the tokens when there are at most 40."""
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  plt = extras.require('matplotlib.pyplot', 'analysis.plot_attention')  # sets a backend: here only
   w = maps['weights']
   layers = list(range(w.shape[0])) if layers is None else list(layers)
   heads = list(range(w.shape[2])) if heads is None else list(heads)

@@ -1,8 +1,13 @@
-"""Trains a model and measures its length generalization.
+"""Trains a model and measures its length generalization: the ``lengthgen-train`` command.
 
-    python -m experiments.train --config=experiments/configs/demo.py --workdir=/tmp/demo
-    python -m experiments.train --config=experiments/configs/demo.py:tiny --workdir=/tmp/t \
+    lengthgen-train --config=demo --workdir=/tmp/demo
+    lengthgen-train --config=demo:tiny --workdir=/tmp/t \
         --config.model.positional=rope --config.train.steps=50
+    lengthgen-train --config=path/to/my_config.py:preset --workdir=/tmp/mine
+
+``--config`` is a packaged config's name (``lengthgen.configs.names()``) or a config file,
+either followed by ``:arg``. The same is ``python -m lengthgen.cli``, and in a checkout
+``python -m experiments.train``.
 
 Every visible device trains data parallel (config.train.param_sharding: replicated | fsdp);
 multi-host runs add --coordinator_address=HOST:PORT --num_processes=N --process_id=I.
@@ -14,16 +19,19 @@ under WORKDIR/previous_runs/) is given.
 
 from __future__ import annotations
 
-import os
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from lengthgen import extras
 
-from lengthgen import train
-from lengthgen.config import ConfigError, ExperimentConfig
+extras.require("ml_collections", "lengthgen-train")
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].")
+from lengthgen import configs, parallel, train  # noqa: E402
+from lengthgen.config import ConfigError, ExperimentConfig, default_config_dict  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config name or file, then :presets (e.g. demo:tiny).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory that owns the run.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Delete a previous run with a different config in --workdir.")
@@ -49,7 +57,6 @@ _USER_ERRORS = (ConfigError, train.NonFiniteLoss, train.DiskFull)
 
 def _unknown_override(argv) -> str | None:
   """A message naming the first --config.<path> override that names no config field."""
-  from lengthgen.config import default_config_dict
   fields = default_config_dict()
   for arg in argv[1:]:
     if not arg.startswith("--config.") or "=" not in arg:
@@ -65,11 +72,28 @@ def _unknown_override(argv) -> str | None:
   return None
 
 
+def _resolve_config(argv: list[str]) -> tuple[list[str], str | None]:
+  """argv with ``--config``'s name resolved to its file, and the value as given.
+
+  Raises:
+    ValueError: the value is neither a file nor a config name (the message lists the names).
+  """
+  argv, config = list(argv), None
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      config = arg.split("=", 1)[1]
+      argv[i] = f"--config={configs.resolve(config)}"
+    elif arg == "--config" and i + 1 < len(argv):
+      config = argv[i + 1]
+      argv[i + 1] = configs.resolve(config)
+  return argv, config
+
+
 def _parse_flags(argv):
-  config = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-  path = config.split(":", 1)[0] if config else None
-  if path and not os.path.isfile(path):
-    message = f"config file {path} not found (in --config={config})"
+  try:
+    argv, config = _resolve_config(argv)
+  except ValueError as e:
+    message = str(e)
   else:
     try:
       return flags.FLAGS(argv)
@@ -86,11 +110,10 @@ def _parse_flags(argv):
   sys.exit(1)
 
 
-def main(argv):
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save and restore at INFO
-  from lengthgen import parallel
   try:
     parallel.initialize_from_env(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                  auto=_DISTRIBUTED_AUTO.value)
@@ -108,5 +131,10 @@ def main(argv):
     sys.exit(2)
 
 
+def main() -> None:
+  """The console script ``lengthgen-train``: parses sys.argv, trains, evaluates."""
+  app.run(_main, flags_parser=_parse_flags)
+
+
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  main()

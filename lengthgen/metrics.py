@@ -10,6 +10,8 @@ import time
 import jax
 import jax.numpy as jnp
 
+from lengthgen import extras
+
 
 def masked_accuracies(logits_BTV: jax.Array, targets_BT: jax.Array,
                       loss_mask_BT: jax.Array) -> dict[str, jax.Array]:
@@ -82,7 +84,7 @@ class Progress:
     self.t0 = time.time()
     self.bar = None
     if sys.stderr.isatty():
-      from tqdm import tqdm
+      tqdm = extras.require("tqdm", "the progress bar (lengthgen.metrics)").tqdm
       self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
   def update(self, done: int, shown: tuple[int, dict[str, float]] | None) -> None:

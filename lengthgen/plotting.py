@@ -3,10 +3,13 @@ and the task x method leaderboard heat map."""
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure  # no pyplot: importing lengthgen never sets a backend
-import numpy as np
+from lengthgen import extras
 
-from lengthgen.analysis import method_label
+extras.require("matplotlib", "lengthgen.plotting")
+from matplotlib.figure import Figure  # noqa: E402  (no pyplot: importing never sets a backend)
+import numpy as np  # noqa: E402
+
+from lengthgen.analysis import method_label  # noqa: E402
 
 
 def plot_length_generalization(results: dict | list[dict], path: str | None = None, *,

@@ -1,10 +1,13 @@
 """Config files (one per experiment; see each file's docstring) and their one preset mechanism.
 
-A config file's ``get_config(arg)`` builds the full-size experiment, then returns
-``apply_presets(c, arg, __file__, presets, cpu=...)``. ``arg`` is what follows the colon in
-``--config=FILE:arg``: preset names separated by commas, applied left to right. Every file
-has ``tiny``; a file that passes ``cpu`` keywords has ``cpu`` (``cpu_scale`` with them); its
-own presets are functions editing the config in place, keyed by name in ``presets``.
+A config is addressed by name or by path: ``--config=demo:tiny`` is this package's
+``demo.py`` with the argument ``tiny`` (``names()`` lists them), ``--config=path/to/file.py:arg``
+any file (``resolve`` turns either into a path). A config file's ``get_config(arg)`` builds
+the full-size experiment, then returns ``apply_presets(c, arg, __file__, presets, cpu=...)``.
+``arg`` is what follows the colon: preset names separated by commas, applied left to right.
+Every file has ``tiny``; a file that passes ``cpu`` keywords has ``cpu`` (``cpu_scale`` with
+them); its own presets are functions editing the config in place, keyed by name in ``presets``.
+In a checkout, ``experiments/configs`` is a link to this directory.
 """
 
 from __future__ import annotations
@@ -13,11 +16,38 @@ import functools
 import os
 from typing import Callable
 
-import ml_collections
+from lengthgen import extras
 
-from lengthgen.config import default_config_dict
+extras.require("ml_collections", "lengthgen.configs")
+import ml_collections  # noqa: E402  (installed: checked above)
+
+from lengthgen.config import default_config_dict  # noqa: E402
+
+CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 Preset = Callable[[ml_collections.ConfigDict], None]
+
+
+def names() -> list[str]:
+  """The names of the packaged config files (``demo`` for ``demo.py``), sorted."""
+  return sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
+                if f.endswith(".py") and not f.startswith("_"))
+
+
+def resolve(spec: str) -> str:
+  """``FILE[:arg]`` or ``NAME[:arg]`` -> ``FILE[:arg]``; a file that exists wins over a name.
+
+  Raises:
+    ValueError: ``spec`` is neither an existing file nor a config name; the message lists the
+      names.
+  """
+  path, colon, arg = spec.partition(":")
+  if os.path.isfile(path):
+    return spec
+  if path in names():
+    return os.path.join(CONFIG_DIR, f"{path}.py") + colon + arg
+  raise ValueError(f"config file {path} not found, and {path!r} is not a config name "
+                   f"(in --config={spec}); config names: {', '.join(names())}")
 
 
 def reproduction_config(task: str, task_options: dict, *, model: dict, train: dict,

@@ -16,7 +16,7 @@ At CPU scale (``cpu``; scripts/reproduce_cpu.sh) both are in results/README.md.
 Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 3,000 steps, batch 32).
 """
 
-from experiments.configs import apply_presets, reproduction_config
+from lengthgen.configs import apply_presets, reproduction_config
 
 PRESETS = ["", "tiny", "cpu"]
 

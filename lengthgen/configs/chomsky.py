@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs import apply_presets
+from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 from lengthgen.tasks.chomsky import CHOMSKY_TASKS
 

@@ -15,7 +15,7 @@ config: no run is recorded. At CPU scale (``cpu``; scripts/reproduce_cpu.sh) bot
 results/README.md. Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 1,500 steps, batch 32).
 """
 
-from experiments.configs import apply_presets, reproduction_config
+from lengthgen.configs import apply_presets, reproduction_config
 
 PRESETS = ["", "tiny", "cpu"]
 

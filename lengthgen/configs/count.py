@@ -13,7 +13,7 @@ is recorded. At CPU scale (``cpu``; scripts/reproduce_cpu.sh) both are in result
 Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 1,500 steps, batch 32).
 """
 
-from experiments.configs import apply_presets, reproduction_config
+from lengthgen.configs import apply_presets, reproduction_config
 
 PRESETS = ["", "tiny", "cpu"]
 

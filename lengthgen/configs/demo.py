@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs import apply_presets
+from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 
 PRESETS = ["", "tiny", "rope"]  # every preset; tests build each one

@@ -30,7 +30,7 @@ reached 0.000 in distribution at 1,500 steps (alphabet 64) and 0.998 at 4,000 (a
 
 import ml_collections
 
-from experiments.configs import apply_presets
+from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 
 PRESETS = ["", "repeat_change", "replace", "tiny", "repeat_change,tiny", "replace,tiny", "cpu",

@@ -17,7 +17,7 @@ Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 1,500 steps, batch 32), ``s
 
 import ml_collections
 
-from experiments.configs import apply_presets, reproduction_config
+from lengthgen.configs import apply_presets, reproduction_config
 
 PRESETS = ["", "tiny", "cpu", "scratchpad"]
 

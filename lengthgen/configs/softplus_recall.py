@@ -20,7 +20,7 @@ runs would cost. Presets: ``tiny`` (seconds, tests), ``cpu`` (2 x 64, 2,000 step
 every 4th length evaluated: the CPU reproduction of scripts/reproduce_cpu.sh).
 """
 
-from experiments.configs import apply_presets, reproduction_config
+from lengthgen.configs import apply_presets, reproduction_config
 
 PRESETS = ["", "tiny", "cpu"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs import apply_presets
+from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 
 HINTS = ("successor", "predecessor", "count_smaller", "fill")
