@@ -2,15 +2,19 @@
 
     reverse_string            1 0 1 1 -> 1 1 0 1                  (output length n)
     duplicate_string          1 0 1 -> 1 0 1 1 0 1                (output length 2n)
-    odds_first                0 0 1 1 0 1 0 1 -> 0 1 0 0 0 1 1 1  (s1 s3 s5 ... s2 s4 ...)
+    odds_first                0 0 1 1 0 1 0 1 -> 0 1 1 1 0 1 0 0  (s2 s4 s6 ... s1 s3 ...)
+    odds_first order="paper"  0 0 1 1 0 1 0 1 -> 0 1 0 0 0 1 1 1  (s1 s3 s5 ... s2 s4 ...)
     bucket_sort               1 0 2 0 4 1 1 2 -> 0 0 1 1 1 2 2 4  (alphabet of 5)
     missing_duplicate_string  0 1 1 0 0 ? 1 0 -> 1                (the "?" of the copy)
 
-Length is the number of input tokens. ``odds_first`` follows the definition of the paper
-and of the reference's docstring (1-indexed odd positions first); the reference code
-itself puts the 0-indexed odd positions first. ``missing_duplicate_string`` shows a
-string of n // 2 bits twice with one bit replaced by ``?``, padded with ``.`` when n is
-odd; at length 1 the input and answer are both ``1`` (the reference's convention).
+Length is the number of input tokens. ``odds_first`` follows the reference code by default
+(google-deepmind/neural_networks_chomsky_hierarchy ``tasks/cs/odds_first.py``,
+``OddsFirst.sample_batch``: the 0-indexed odd positions first, ``1 0 1 0 0 -> 0 0 1 1 0``), so
+its numbers compare with the published ones; ``order="paper"`` is the definition of the
+paper's text and of the reference's docstring (1-indexed odd positions first,
+``1 0 1 0 0 -> 1 1 0 0 0``). ``missing_duplicate_string`` shows a string of n // 2 bits
+twice with one bit replaced by ``?``, padded with ``.`` when n is odd; at length 1 the input
+and answer are both ``1`` (the reference's convention).
 """
 
 from __future__ import annotations
@@ -73,17 +77,31 @@ class DuplicateString(_AlphabetTask):
     return inputs + inputs
 
 
+ODDS_FIRST_ORDERS = ("upstream", "paper")
+
+
 @dataclasses.dataclass(frozen=True)
 class OddsFirst(_AlphabetTask):
+  """``order``: "upstream" (the reference code: s2 s4 ... then s1 s3 ..., 1-indexed) or
+  "paper" (the paper's text: s1 s3 ... then s2 s4 ...)."""
+
+  order: str = "upstream"
   name = "odds_first"
 
+  def __post_init__(self):
+    super().__post_init__()
+    if self.order not in ODDS_FIRST_ORDERS:
+      raise ValueError(f"task {self.name!r}: unknown order {self.order!r}; valid orders: "
+                       f"{', '.join(ODDS_FIRST_ORDERS)}")
+
   def transform(self, s):
-    return np.concatenate([s[:, 0::2], s[:, 1::2]], axis=1)
+    odd, even = s[:, 0::2], s[:, 1::2]  # 1-indexed odd and even positions
+    return np.concatenate([even, odd] if self.order == "upstream" else [odd, even], axis=1)
 
   def solve(self, inputs):
     odd = [t for i, t in enumerate(inputs, start=1) if i % 2 == 1]
     even = [t for i, t in enumerate(inputs, start=1) if i % 2 == 0]
-    return odd + even
+    return even + odd if self.order == "upstream" else odd + even
 
 
 @dataclasses.dataclass(frozen=True)
