@@ -42,6 +42,13 @@ def t5_relative_position_bucket(relative_position, *, bidirectional: bool, num_b
   return ret + jnp.where(is_small, n, large)
 
 
+def _check_shape(name: str, value, want: tuple[int, ...], num_heads: int) -> None:
+  got = tuple(jnp.shape(value))
+  if got != want:
+    raise ValueError(f"{name} must have shape {want} (H = {num_heads} from q's axis 2 of "
+                     f"[B, T, H, D]), got shape {got}")
+
+
 @flax.struct.dataclass
 class AlibiBias:
   """ALiBi: adds slope_h * (key_pos - query_pos); with ``bidirectional``, -slope_h * |k - q|.
@@ -54,8 +61,15 @@ class AlibiBias:
   slopes: jax.Array
   bidirectional: bool = flax.struct.field(pytree_node=False, default=False)
 
+  def check(self, num_heads: int) -> None:
+    """Raises ``ValueError`` unless ``slopes`` has shape [num_heads] (H from q's axis 2)."""
+    _check_shape("AlibiBias.slopes", self.slopes, (num_heads,), num_heads)
+
   def dense(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
-    """Materializes the bias, float32 [B, H, T, S]."""
+    """Materializes the bias from positions [B, T] and [B, S], float32 [B, H, T, S]."""
+    if jnp.ndim(self.slopes) != 1:
+      raise ValueError(f"AlibiBias.slopes must be a vector [H], got shape "
+                       f"{jnp.shape(self.slopes)}")
     rel = (k_positions_BS[:, None, :] - q_positions_BT[:, :, None]).astype(jnp.float32)
     if self.bidirectional:
       rel = -jnp.abs(rel)
@@ -89,6 +103,11 @@ class RelativeBias:
   num_buckets: int = flax.struct.field(pytree_node=False, default=32)
   max_distance: int = flax.struct.field(pytree_node=False, default=128)
 
+  def check(self, num_heads: int) -> None:
+    """Raises ``ValueError`` unless ``table_HK`` is [num_heads, num_buckets]."""
+    _check_shape("RelativeBias.table_HK", self.table_HK, (num_heads, self.num_buckets),
+                 num_heads)
+
   def buckets(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
     rel = k_positions_BS[:, None, :] - q_positions_BT[:, :, None]
     return t5_relative_position_bucket(rel, bidirectional=self.bidirectional,
@@ -96,7 +115,10 @@ class RelativeBias:
                                        max_distance=self.max_distance)
 
   def dense(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array) -> jax.Array:
-    """Materializes the bias, float32 [B, H, T, S]."""
+    """Materializes the bias from positions [B, T] and [B, S], float32 [B, H, T, S]."""
+    if jnp.ndim(self.table_HK) != 2 or jnp.shape(self.table_HK)[1] != self.num_buckets:
+      raise ValueError(f"RelativeBias.table_HK must be [H, num_buckets={self.num_buckets}], "
+                       f"got shape {jnp.shape(self.table_HK)}")
     bucket_BTS = self.buckets(q_positions_BT, k_positions_BS)
     table = jnp.asarray(self.table_HK, jnp.float32)
     return jnp.moveaxis(table.T[bucket_BTS], -1, 1)

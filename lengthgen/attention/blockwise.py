@@ -23,6 +23,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+import lengthgen.attention.checks as checks
 import lengthgen.attention.masks as masks
 import lengthgen.attention.normalizers as normalizers
 import lengthgen.attention.reference as reference
@@ -102,8 +103,10 @@ def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=N
   if options.pop("return_weights", False):
     raise ValueError("the blockwise implementation does not return attention weights; "
                      "use implementation='xla' for attention maps")
-  b, t, h, d = q_BTHD.shape
-  s = k_BSHD.shape[1]
+  b, t, s, h, d = checks.check_inputs(q_BTHD, k_BSHD, v_BSHD, q_positions=q_positions,
+                                      k_positions=k_positions, lengths=lengths, bias=bias,
+                                      q_capped=options.get("q_capped"))
+  options["window"] = masks.as_window(options.get("window"))
   q_start = options.pop("q_start", None)
   q_start = s - t if q_start is None else q_start
   q_positions, k_positions = masks.default_positions(b, t, s, q_positions, k_positions,
@@ -128,7 +131,7 @@ def blockwise_attention(q_BTHD, k_BSHD, v_BSHD, *, block_size: int = 512, bias=N
     if g + band < s:
       key_band = (g, band)
   normalizer_params = normalizers.get(options.get("normalizer", "softmax")).checked_params(
-      normalizer_params)
+      normalizer_params, num_heads=h)
   normalizer_options = tuple(sorted((normalizer_options or {}).items()))  # hashable: static
   k_positions = jnp.asarray(k_positions)
   lengths = None if lengths is None else jnp.asarray(lengths)

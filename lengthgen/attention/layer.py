@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lengthgen.attention import dot_product_attention, normalizers
+from lengthgen.attention import declare_normalizer_params, dot_product_attention, normalizers
 
 # The normalizer modifiers the layer turns on from its boolean spec fields of the same name.
 MODIFIERS = ("length_temperature",)
@@ -102,9 +102,8 @@ class MultiHeadAttention(nn.Module):
     norm = normalizers.get(s.normalizer)
     options = norm.resolve_options(dict(s.normalizer_options))
     modifiers = [m for m in MODIFIERS if getattr(s, m)]
-    params = {p.name: self.param(p.name, nn.initializers.constant(p.initial_value(options)),
-                                 p.shape(s.num_heads))
-              for p in norm.param_specs(modifiers)}
+    params = declare_normalizer_params(self, s.normalizer, s.num_heads, options,
+                                       modifiers=modifiers)
     out = dot_product_attention(
         q, k, v, normalizer=s.normalizer, normalizer_params=params,
         normalizer_options=options, causal=s.causal, window=s.window,

@@ -8,6 +8,35 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def as_int(value, name: str, *, minimum: int) -> int:
+  """``value`` as a python int: accepts ints, numpy integers and concrete 0-d integer arrays.
+
+  Raises:
+    ValueError: naming ``name``, for a float, a bool, a non-scalar, a traced value or a value
+      below ``minimum``.
+  """
+  integer_like = isinstance(value, (int, np.integer)) or (
+      hasattr(value, "dtype") and np.ndim(value) == 0
+      and np.issubdtype(np.dtype(value.dtype), np.integer))
+  if isinstance(value, (bool, np.bool_)) or not integer_like:
+    raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}"
+                     f"{f' of type {type(value).__name__}' if not integer_like else ''}")
+  try:
+    value = int(value)
+  except jax.errors.ConcretizationTypeError:
+    raise ValueError(f"{name} must be a static integer (it fixes the mask), got a traced "
+                     "value") from None
+  if value < minimum:
+    raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+  return value
+
+
+def as_window(window) -> int | None:
+  """The attention window as a python int >= 1 (integer-likes accepted), or None."""
+  return None if window is None else as_int(window, "window", minimum=1)
 
 
 def default_positions(b: int, t: int, s: int, q_positions=None, k_positions=None, *,
@@ -30,8 +59,9 @@ def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
   Args:
     causal: query i sees keys j <= i.
     window: if set, query i sees only keys with |i - j| < window (j <= i when causal);
-      with ``global_tokens`` > 0 this is LM-Infinite's Lambda mask.
-    global_tokens: the first keys, always visible (subject to causality).
+      with ``global_tokens`` > 0 this is LM-Infinite's Lambda mask. An integer >= 1: a
+      python int, numpy integer or concrete 0-d integer array (floats and bools are errors).
+    global_tokens: the first keys, always visible (subject to causality); an integer >= 0.
     lengths: [B] number of valid keys per example (padding at the end is hidden).
     q_start: key index of the first query (default S - T: queries end with the keys).
     k_index: [S] sequence index of each key, default 0..S-1 (the blockwise reference passes
@@ -43,9 +73,9 @@ def make_mask(t: int, s: int, *, causal: bool = True, window: int | None = None,
   mask = jnp.ones((t, s), dtype=bool)
   if causal:
     mask = kj <= qi
+  window = as_window(window)
+  global_tokens = as_int(global_tokens, "global_tokens", minimum=0)
   if window is not None:
-    if not isinstance(window, int) or window < 1:
-      raise ValueError(f"window must be a positive integer, got {window!r}")
     local = jnp.abs(qi - kj) < window
     if global_tokens:
       local = local | (kj < global_tokens)

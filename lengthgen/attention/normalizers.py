@@ -17,8 +17,8 @@ rows are all zero).
   temperature) multiplies the logits by ``1 + a_h * log n`` with a learned per-head
   ``length_scale`` a_h, initialized to 0 (plain softmax).
 * ``ssmax`` (Scalable-Softmax, Nakanishi 2025): logits multiplied by ``s_h * log n`` with a
-  learned per-head ``ssmax_scale`` s_h (option ``init``, default 0.43: s log n = 1 at n ~ 10,
-  sharpening grows from there with length). This is not a per-row constant shift (to which
+  learned per-head ``ssmax_scale`` s_h (option ``init``, default ``SSMAX_INIT`` = 0.43:
+  s log n = 1 at n ~ 10, sharpening grows from there with length). This is not a per-row constant shift (to which
   softmax is invariant): it sharpens long rows.
 * ``softplus`` (LSSA, Gao & Spratling 2025): with unit-normalized q and k, scores
   ``log(d) * log(n) * cos`` (``lssa_scores``), weights ``softplus(score)`` masked by
@@ -29,6 +29,11 @@ rows are all zero).
   again. Computed as ``(x / max x)^p`` in log space, so it stays finite at any length in
   float32 and bfloat16. A row whose entries are all at uniform weight (every x <= 0) keeps
   LSSA's weights.
+
+The softmax family scales q.k by ``scale`` (default 1/sqrt(D)). LSSA has no such factor: its
+scores are the cosine of unit-normalized q and k times the fixed ``log(d) log(n)`` of the
+paper, so ``softplus`` and ``softplus_reweight`` declare ``takes_scale=False`` and a ``scale``
+given to them is an error (``check_scale``) rather than silently unused.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+
+SSMAX_INIT = 0.43  # ssmax's initial per-head s (Nakanishi 2025): s log n = 1 at n ~ 10
 
 
 def per_head(num_heads: int) -> tuple[int, ...]:
@@ -94,13 +101,26 @@ def is_number(x) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Normalizer:
-  """One normalizer: score and weights functions, learned parameters, options."""
+  """One normalizer: score and weights functions, learned parameters, options.
+
+  ``takes_scale``: whether ``score`` uses the ``scale`` argument (the softmax family); if
+  not, a ``scale`` other than None is an error.
+  """
 
   name: str
   weights: Callable[..., jax.Array]
   score: Callable[..., jax.Array]
   params: tuple[Param, ...] = ()
   options: tuple[Option, ...] = ()
+  takes_scale: bool = True
+
+  def check_scale(self, scale) -> None:
+    """Raises ``ValueError`` if ``scale`` is given to a normalizer whose scores ignore it."""
+    if scale is not None and not self.takes_scale:
+      raise ValueError(f"normalizer {self.name!r} takes no scale (its scores are "
+                       f"log(d) * log(n) * cos(q, k), LSSA's fixed scaling); got "
+                       f"scale={scale!r}. Leave scale=None, or use a softmax-family "
+                       f"normalizer for a score scale.")
 
   @property
   def defaults(self) -> dict[str, Any]:
@@ -142,11 +162,18 @@ class Normalizer:
     return {p.name: jnp.full(p.shape(num_heads), p.initial_value(options), jnp.float32)
             for p in self.param_specs(modifiers)}
 
-  def checked_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+  def checked_params(self, params: Mapping[str, Any] | None, *,
+                     num_heads: int | None = None) -> dict[str, Any]:
     """The given learned arrays (None entries count as absent), checked.
 
+    Args:
+      params: learned arrays by name.
+      num_heads: if given, each array must have its declared shape for H = num_heads
+        (e.g. ``ssmax_scale`` [H]).
+
     Raises:
-      ValueError: an unknown parameter or a missing required one.
+      ValueError: an unknown parameter, a missing required one, or one of the wrong shape
+        (the message names it, its expected and its actual shape).
     """
     params = {name: p for name, p in (params or {}).items() if p is not None}
     known = [p.name for p in self.params]
@@ -157,6 +184,11 @@ class Normalizer:
     for p in self.params:
       if p.modifier is None and params.get(p.name) is None:
         raise ValueError(f"normalizer {self.name!r} needs {p.name}: {p.doc}")
+      if num_heads is not None and p.name in params:
+        want, got = p.shape(num_heads), tuple(jnp.shape(params[p.name]))
+        if got != want:
+          raise ValueError(f"normalizer {self.name!r}: {p.name} must have shape {want} "
+                           f"({p.doc}, H = {num_heads} from q's axis 2), got shape {got}")
     return params
 
 
@@ -178,7 +210,10 @@ def scaled_dot_scores(q_BTHD, k_BSHD, n_visible, scale):
 
 
 def lssa_scores(q_BTHD, k_BSHD, n_visible, scale):
-  """LSSA's argument of the softplus, log(d) * log(n) * cos(q, k); ``scale`` is unused."""
+  """LSSA's argument of the softplus, log(d) * log(n) * cos(q, k), float32 [B, H, T, S].
+
+  ``scale`` is not used (``Normalizer.check_scale`` rejects one at the entry points).
+  """
   del scale
   cos = jnp.einsum("bthd,bshd->bhts", _unit(q_BTHD), _unit(k_BSHD))
   return jnp.log(float(q_BTHD.shape[-1])) * _log_n(n_visible) * cos
@@ -240,11 +275,12 @@ SOFTMAX = Normalizer(
 SSMAX = Normalizer(
     "ssmax", ssmax_weights, scaled_dot_scores,
     params=(Param("ssmax_scale", "the learned per-head s, shape [H]", init_option="init"),),
-    options=(Option("init", 0.43, is_number, "a number"),))
-SOFTPLUS = Normalizer("softplus", softplus_weights, lssa_scores)
+    options=(Option("init", SSMAX_INIT, is_number, "a number"),))
+SOFTPLUS = Normalizer("softplus", softplus_weights, lssa_scores, takes_scale=False)
 SOFTPLUS_REWEIGHT = Normalizer(
     "softplus_reweight", softplus_reweight_weights, lssa_scores,
-    options=(Option("power", 15.0, lambda p: is_number(p) and p > 0, "a positive number"),))
+    options=(Option("power", 15.0, lambda p: is_number(p) and p > 0, "a positive number"),),
+    takes_scale=False)
 
 NORMALIZERS = {n.name: n for n in (SOFTMAX, SSMAX, SOFTPLUS, SOFTPLUS_REWEIGHT)}
 

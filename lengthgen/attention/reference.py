@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 import lengthgen.attention.bias as bias_lib
+import lengthgen.attention.checks as checks
 import lengthgen.attention.masks as masks
 import lengthgen.attention.normalizers as normalizers
 
@@ -21,22 +22,37 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
                       normalizer_options=None, q_capped=None, k_index=None) -> jax.Array:
   """Attention weights, float32 [B, H, T, S]; fully masked rows are all zero.
 
-  ``normalizer_params``: the normalizer's learned arrays by name (None entries are absent);
-  ``normalizer_options``: its options (defaults filled in here).
+  Args:
+    q_BTHD, k_BSHD: queries [B, T, H, D] and keys [B, S, H, D], any float dtype.
+    normalizer: a name of ``NORMALIZERS`` (default "softmax").
+    causal, window, global_tokens, lengths, q_start, k_index: the mask (``masks.make_mask``);
+      ``window`` an integer >= 1 or None, ``global_tokens`` an integer >= 0 (default 0),
+      ``lengths`` [B] valid keys per example.
+    bias: None, a bias spec (``AlibiBias``, ``RelativeBias``) or a dense [B|1, H|1, T, S].
+    q_positions, k_positions: int [B, T] / [B, S] positions for the bias; default the key
+      indices 0..S-1 with the queries at the end.
+    scale: the softmax family's score scale, default 1/sqrt(D); an error for the softplus
+      normalizers (``Normalizer.check_scale``).
+    normalizer_params: the normalizer's learned arrays by name (None entries are absent),
+      each of its declared shape (e.g. ``ssmax_scale`` [H]).
+    normalizer_options: its options (defaults filled in here).
+    q_capped: LM-Infinite's distance cap for rotate-type encodings, q's shape: queries
+      rotated as if they stood ``window`` positions after the start. Their scores replace
+      those of the global tokens that lie beyond the local window, so no query sees a
+      distance larger than the window, however long the sequence.
+    k_index: [S] sequence index of each key when k is a subset of the sequence (see
+      ``masks.make_mask``); positions must then be given for exactly these keys.
 
-  ``q_capped`` (LM-Infinite's distance cap for rotate-type encodings): queries rotated as if
-  they stood ``window`` positions after the start. Their scores replace those of the global
-  tokens that lie beyond the local window, so no query sees a distance larger than the
-  window, however long the sequence.
-
-  ``k_index`` [S]: sequence index of each key when k is a subset of the sequence (see
-  ``masks.make_mask``); positions must then be given for exactly these keys.
+  Raises:
+    ValueError: an argument whose shape does not fit q and k (``checks``), naming it.
   """
   norm = normalizers.get(normalizer)
-  params = norm.checked_params(normalizer_params)
+  b, t, s, h, _ = checks.check_inputs(q_BTHD, k_BSHD, q_positions=q_positions,
+                                      k_positions=k_positions, lengths=lengths, bias=bias,
+                                      q_capped=q_capped)
+  norm.check_scale(scale)
+  params = norm.checked_params(normalizer_params, num_heads=h)
   options = norm.resolve_options(normalizer_options)
-  b, t = q_BTHD.shape[:2]
-  s = k_BSHD.shape[1]
   q_start = s - t if q_start is None else q_start
   q_positions, k_positions = masks.default_positions(b, t, s, q_positions, k_positions,
                                                      q_start=q_start)
@@ -60,7 +76,11 @@ def attention_weights(q_BTHD, k_BSHD, *, normalizer="softmax", causal=True, wind
 
 
 def attention(q_BTHD, k_BSHD, v_BSHD, *, return_weights=False, **options):
-  """Attention output [B, T, H, D] (and the weights [B, H, T, S] if asked)."""
+  """Attention output [B, T, H, D] in q's dtype (and the weights [B, H, T, S] if asked).
+
+  ``options`` are those of ``attention_weights``; v is [B, S, H, D] like k.
+  """
+  checks.check_qkv(q_BTHD, k_BSHD, v_BSHD)
   w = attention_weights(q_BTHD, k_BSHD, **options)
   out = jnp.einsum("bhts,bshd->bthd", w, v_BSHD.astype(jnp.float32)).astype(q_BTHD.dtype)
   return (out, w) if return_weights else out
