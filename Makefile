@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[train,dev,notebooks]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[all,dev,notebooks]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -38,11 +38,10 @@ test-slow: $(VENV)/.installed
 test-gpu: $(VENV)/.installed
 	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS)
 
-# requirements.lock from the versions now in .venv: run after upgrading packages there and
-# passing `make test` (its header comment is kept).
-lock:
-	{ sed -n '/^#/p' requirements.lock; $(PY) -m pip freeze --all --exclude lengthgen --exclude pip; } > requirements.lock.new
-	mv requirements.lock.new requirements.lock
+# requirements.lock from the versions now in .venv (every package the install above needs):
+# run after upgrading packages there and passing `make test`.
+lock: $(VENV)/.installed
+	$(PY) scripts/lock.py
 
 clean:
 	rm -rf $(VENV) workdirs

@@ -267,7 +267,8 @@ def plot_attention(maps: dict[str, Any], *, layers: Sequence[int] | None = None,
                    heads: Sequence[int] | None = None, example: int = 0, title: str = ''):
   """A grid of attention maps (rows: layers, columns: heads) of one example; returns the
   matplotlib figure. Tick labels are the tokens when there are at most 40."""
-  plt = extras.require('matplotlib.pyplot', 'analysis.plot_attention')  # sets a backend: here only
+  extras.require('matplotlib', 'analysis.plot_attention')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel  (sets a backend)
   w = maps['weights']
   layers = list(range(w.shape[0])) if layers is None else list(layers)
   heads = list(range(w.shape[2])) if heads is None else list(heads)

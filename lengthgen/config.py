@@ -1,6 +1,6 @@
 """The experiment schema: frozen, hashable dataclasses and their field-level checks.
 
-Config files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``;
+Config files (``lengthgen/configs/*.py``) build an ``ml_collections.ConfigDict``;
 ``ExperimentConfig.from_dict`` turns it into frozen dataclasses and checks every field on its
 own (unknown keys, types, ranges, fixed choices), naming the field and the valid values when
 something is wrong. Checks that need the registries (task, encoding and normalizer names,

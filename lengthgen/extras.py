@@ -2,7 +2,8 @@
 
 The core install (jax, flax, optax, orbax, numpy, diffrax) is the library: encodings,
 attention, kernels, tasks, the model. Training, config files, the CLI and figures also need
-``lengthgen[train]``. A module that needs one of these imports it through ``require``, so a
+``lengthgen[train]``; the ray and SLURM sweep engines ``[ray]`` and ``[slurm]``; ``[all]`` is
+every extra. A module that needs one of these imports it through ``require``, so a
 missing one fails with the command that installs it instead of a bare ``No module named``.
 """
 
@@ -15,6 +16,9 @@ import types
 EXTRAS = {
     "matplotlib": ("matplotlib", "train"),
     "ml_collections": ("ml-collections", "train"),
+    "ray": ("ray", "ray"),
+    "submitit": ("submitit", "slurm"),
+    "tensorboardX": ("tensorboardX", "train"),
     "tqdm": ("tqdm", "train"),
 }
 
@@ -24,19 +28,18 @@ class MissingExtra(ModuleNotFoundError):
 
 
 def require(module: str, user: str) -> types.ModuleType:
-  """Imports ``module`` (a module of EXTRAS or below one) for ``user``, named in the error.
+  """Imports ``module`` (a package of EXTRAS, or a module in one) for ``user``, named in the error.
 
   Raises:
-    MissingExtra: ``module``'s distribution is not installed. Any other import error (a
-      dependency of the optional package itself missing, say) propagates unchanged.
+    MissingExtra: ``module`` or a package containing it is not installed. Any other import
+      error (a dependency of the optional package missing, say) propagates unchanged.
   """
-  root = module.split(".")[0]
+  dist, extra = EXTRAS[module.split(".")[0]]
   try:
     return importlib.import_module(module)
   except ModuleNotFoundError as e:
-    if root not in EXTRAS or (e.name or "").split(".")[0] != root:
+    if not e.name or not (module == e.name or module.startswith(e.name + ".")):
       raise
-    dist, extra = EXTRAS[root]
     raise MissingExtra(f"{user} needs {dist}, which is not installed; install it with "
                        f"pip install 'lengthgen[{extra}]' (or pip install {dist})",
                        name=e.name) from e

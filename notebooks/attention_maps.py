@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Attention maps of a trained checkpoint, at a training length and beyond
 # Loads the newest checkpoint of a workdir (set `LENGTHGEN_WORKDIR`; any run of
-# `experiments.train`, e.g. `make demo`) and draws every layer's and head's attention on one
+# `lengthgen-train`, e.g. `make demo`) and draws every layer's and head's attention on one
 # fresh example at the longest training length and at a longer test length
 # (`LENGTHGEN_TEST_LENGTH`, default twice the training maximum). Where length generalization
 # fails, the maps usually show it: a head that tracks the diagonal in training blurs, or

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 import os
 import time
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lengthgen import build, data, train
+from lengthgen.configs import demo
 from lengthgen.config import ExperimentConfig
 
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny model, few steps (CPU check).")
@@ -69,12 +69,7 @@ class FlaxBaseline(nn.Module):
 
 
 def _config(smoke: bool) -> ExperimentConfig:
-  """The demo config (``:tiny`` for smoke runs), loaded from its file like the CLI does."""
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "experiments", "configs", "demo.py")
-  spec = importlib.util.spec_from_file_location("demo_config", path)
-  demo = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(demo)
+  """The demo config (``:tiny`` for smoke runs), as ``lengthgen-train --config=demo`` builds it."""
   return build.load_config(demo.get_config("tiny" if smoke else ""))
 
 

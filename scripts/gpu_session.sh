@@ -47,27 +47,27 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
     bench_train)
       $PY scripts/bench_train.py --out benchmarks ;;
     sweep:copy)
-      sweep kazemnejad_copy experiments/configs/kazemnejad_copy.py \
+      sweep kazemnejad_copy kazemnejad_copy \
         --encodings=nope,t5,alibi,rope,sinusoidal --parallel=5 ;;
     sweep:copy_repeat_change)
-      sweep kazemnejad_copy_repeat_change experiments/configs/kazemnejad_copy.py:repeat_change \
+      sweep kazemnejad_copy_repeat_change kazemnejad_copy:repeat_change \
         --encodings=nope,t5,alibi --parallel=3 ;;
     sweep:parity)
-      sweep parity experiments/configs/parity.py --encodings=nope,t5,sinusoidal --parallel=3 ;;
+      sweep parity parity --encodings=nope,t5,sinusoidal --parallel=3 ;;
     sweep:count)
-      sweep count experiments/configs/count.py --encodings=nope,alibi,rope --parallel=3 ;;
+      sweep count count --encodings=nope,alibi,rope --parallel=3 ;;
     sweep:abacus)
-      sweep abacus_addition experiments/configs/abacus_addition.py \
+      sweep abacus_addition abacus_addition \
         --encodings=abacus,nope,rope --parallel=3 ;;
     sweep:recall)
-      sweep softplus_recall experiments/configs/softplus_recall.py --encodings=rope \
+      sweep softplus_recall softplus_recall --encodings=rope \
         --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --parallel=5 ;;
     sweep:clex)
-      sweep clex_copy experiments/configs/clex_copy.py --encodings=clex,rope,rope_ntk,nope \
+      sweep clex_copy clex_copy --encodings=clex,rope,rope_ntk,nope \
         --parallel=4 ;;
     sweep:chomsky)
       for t in even_pairs reverse_string bucket_sort; do
-        sweep "chomsky_$t" "experiments/configs/chomsky.py:$t" --encodings=sinusoidal,rope \
+        sweep "chomsky_$t" "chomsky:$t" --encodings=sinusoidal,rope \
           --positions=default,randomized --parallel=4
       done ;;
     *) echo "unknown stage $1"; return 2 ;;

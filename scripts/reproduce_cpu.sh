@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper reproductions at CPU scale (the `cpu` preset of each config, experiments/configs/
+# The paper reproductions at CPU scale (the `cpu` preset of each config, lengthgen/configs/
 # __init__.py:cpu_scale; 2 layers x 64 wide, batch 32, lr 1e-3, 1500-3000 steps except
 # chomsky's, which keeps its model; 3 seeds trained in one program), each into
 # results/<name>_cpu/ with its summary table and figure. Resumable: finished workdirs are skipped.
@@ -16,16 +16,16 @@ run() {  # name config encodings [extra sweep flags...]
     --seeds="$SEEDS" --vmap_seeds "$@"
 }
 declare -A ALL=(
-  [copy]="kazemnejad_copy experiments/configs/kazemnejad_copy.py:cpu nope,t5,alibi,rope,sinusoidal"
-  [copy_repeat_change]="kazemnejad_copy_repeat_change experiments/configs/kazemnejad_copy.py:repeat_change,cpu nope,t5,alibi"
-  [parity]="parity experiments/configs/parity.py:cpu nope,t5,sinusoidal"
-  [count]="count experiments/configs/count.py:cpu nope,rope"
-  [abacus]="abacus_addition experiments/configs/abacus_addition.py:cpu abacus,nope,rope"
-  [recall]="softplus_recall experiments/configs/softplus_recall.py:cpu rope --normalizers=softmax,ssmax,ssmax+qk_norm,softplus_reweight"
-  [clex]="clex_copy experiments/configs/clex_copy.py:cpu clex,rope"
+  [copy]="kazemnejad_copy kazemnejad_copy:cpu nope,t5,alibi,rope,sinusoidal"
+  [copy_repeat_change]="kazemnejad_copy_repeat_change kazemnejad_copy:repeat_change,cpu nope,t5,alibi"
+  [parity]="parity parity:cpu nope,t5,sinusoidal"
+  [count]="count count:cpu nope,rope"
+  [abacus]="abacus_addition abacus_addition:cpu abacus,nope,rope"
+  [recall]="softplus_recall softplus_recall:cpu rope --normalizers=softmax,ssmax,ssmax+qk_norm,softplus_reweight"
+  [clex]="clex_copy clex_copy:cpu clex,rope"
   # Not in the default order: about 10 min per task and encoding on 2 cores (a 300-step
   # calibration took 7 min with evaluation); run it where there is time, or on a GPU.
-  [chomsky]="chomsky experiments/configs/chomsky.py:cpu sinusoidal --tasks=even_pairs,reverse_string,bucket_sort --positions=default,randomized"
+  [chomsky]="chomsky chomsky:cpu sinusoidal --tasks=even_pairs,reverse_string,bucket_sort --positions=default,randomized"
 )
 ORDER=(copy copy_repeat_change parity count abacus recall clex)
 for key in "${@:-${ORDER[@]}}"; do

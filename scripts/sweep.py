@@ -1,20 +1,22 @@
 """Runs a grid (encodings x positions x normalizers x tasks x seeds) into one directory.
 
-  .venv/bin/python scripts/sweep.py --config=experiments/configs/demo.py:tiny --dir=/tmp/sweep \
+  .venv/bin/python scripts/sweep.py --config=demo:tiny --dir=/tmp/sweep \
       --encodings=nope,rope --normalizers=softmax --tasks=copy --seeds=0,1 \
       --set=train.steps=50
 
-One workdir per grid point (`<task>_<encoding>[_<positions>]_<normalizer>_s<seed>`), each
-trained by `experiments.train` in a subprocess. With `--vmap_seeds` the seeds of a grid point
-train in one program (`train.num_seeds`, vmapped: one workdir `..._s<first>x<count>`), which
-is what keeps a GPU busy with small models; `--parallel N` runs N workdirs at once (each
-process then takes 1/N of the GPU memory). Resumable: a workdir with results.json is
-skipped when its config.json equals the config the point would train now (a finished point
-with another config is reported, and the sweep stops before training anything, unless
-`--new_run_changed` retrains it with `--new_run`, keeping the old run under previous_runs/);
-an interrupted one resumes through train_and_evaluate's own checkpoints. Interrupting the
-sweep (Ctrl-C, SIGTERM, or killing it) stops its trainers. Writes summary.md, summary.csv
-(mean ± std over seeds, compute) and accuracy_vs_length_<task>*.png, each replaced whole.
+`--config` is a config name or file, with its presets, as for `lengthgen-train`. One workdir
+per grid point (`<task>_<encoding>[_<positions>]_<normalizer>_s<seed>`), each trained by
+`python -m lengthgen.cli` (`lengthgen-train`) in a subprocess. With `--vmap_seeds` the seeds
+of a grid point train in one program (`train.num_seeds`, vmapped: one workdir
+`..._s<first>x<count>`), which is what keeps a GPU busy with small models; `--parallel N`
+runs N workdirs at once (each process then takes 1/N of the GPU memory). Resumable: a
+workdir with results.json is skipped when its config.json equals the config the point would
+train now (a finished point with another config is reported, and the sweep stops before
+training anything, unless `--new_run_changed` retrains it with `--new_run`, keeping the old
+run under previous_runs/); an interrupted one resumes through train_and_evaluate's own
+checkpoints. Interrupting the sweep (Ctrl-C, SIGTERM, or killing it) stops its trainers.
+Writes summary.md, summary.csv (mean ± std over seeds, compute) and
+accuracy_vs_length_<task>*.png, each replaced whole.
 """
 
 import argparse
@@ -27,11 +29,8 @@ import subprocess
 import sys
 import time
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
-
-from lengthgen import analysis  # pylint: disable=g-import-not-at-top
-from lengthgen.config import NORMALIZER_MODIFIERS  # pylint: disable=g-import-not-at-top
+from lengthgen import analysis, configs
+from lengthgen.config import NORMALIZER_MODIFIERS
 
 
 def _split(s):
@@ -68,9 +67,9 @@ def grid_points(encodings, normalizers, tasks, seeds, positions=('default',), vm
 
 
 def config_task(config_spec):
-  """The task of ``file.py[:preset]``: what the grid trains when --tasks is not given."""
+  """The task of ``name_or_file[:preset]``: what the grid trains when --tasks is not given."""
   import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, preset = config_spec.partition(':')
+  path, _, preset = configs.resolve(config_spec).partition(':')
   spec = importlib.util.spec_from_file_location('sweep_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -78,11 +77,11 @@ def config_task(config_spec):
 
 
 def resolved_config(config_spec, overrides):
-  """The config ``experiments.train --config=config_spec *overrides`` trains, as a dict."""
+  """The config ``lengthgen-train --config=config_spec *overrides`` trains, as a dict."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   from lengthgen.config import ExperimentConfig  # pylint: disable=g-import-not-at-top
-  argv = ['sweep', f'--config={config_spec}', *overrides]
+  argv = ['sweep', f'--config={configs.resolve(config_spec)}', *overrides]
   values = flags.FlagValues()
   config_flags.DEFINE_config_file('config', None, 'config', flag_values=values, sys_argv=argv)
   values(argv)
@@ -149,7 +148,7 @@ def summarize(sweep_dir):
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--config', required=True, help='config file[:preset]')
+  p.add_argument('--config', required=True, help='config name or file[:presets]')
   p.add_argument('--dir', required=True, help='sweep directory')
   p.add_argument('--encodings', default='nope')
   p.add_argument('--positions', default='default', help='position samplers, e.g. '
@@ -171,6 +170,10 @@ def main(argv=None):
     p.error(f'--vmap_seeds trains consecutive seeds; got --seeds={a.seeds}')
   if a.parallel < 1:
     p.error(f'--parallel must be at least 1; got {a.parallel}')
+  try:
+    configs.resolve(a.config)
+  except ValueError as e:
+    p.error(str(e))
   os.makedirs(a.dir, exist_ok=True)
   extra = [f'--config.{kv}' for kv in a.set]
   todo, changed = [], []
@@ -178,7 +181,7 @@ def main(argv=None):
                                      _split(a.tasks) or [config_task(a.config)], seeds,
                                      _split(a.positions), a.vmap_seeds):
     wd = os.path.join(a.dir, name)
-    cmd = [sys.executable, '-m', 'experiments.train', f'--config={a.config}',
+    cmd = [sys.executable, '-m', 'lengthgen.cli', f'--config={a.config}',
            f'--workdir={wd}', *overrides, *extra]
     if os.path.exists(os.path.join(wd, 'results.json')):
       difference = config_difference(wd, resolved_config(a.config, [*overrides, *extra]))
@@ -274,7 +277,7 @@ def _run_all_into(todo, parallel, env, sweep_dir, running, failed):
       time.sleep(0.2)
     if parallel == 1:  # one at a time: the run's own output goes to the terminal
       t0 = time.time()
-      proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, preexec_fn=_die_with_parent)
+      proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
       running.append((name, proc, t0, None))
       code = proc.wait()
       running.clear()
@@ -285,7 +288,7 @@ def _run_all_into(todo, parallel, env, sweep_dir, running, failed):
         print(f'done {name} in {time.time() - t0:.1f}s', flush=True)
       continue
     log = open(os.path.join(sweep_dir, f'{name}.log'), 'w')
-    proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=_die_with_parent)
     running.append((name, proc, time.time(), log))
     print(f'started {name}', flush=True)

@@ -18,7 +18,7 @@ from lengthgen.build import load_config  # noqa: E402
 from lengthgen.config import ExperimentConfig  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository root
-CONFIG_DIR = os.path.join(ROOT, "experiments", "configs")
+CONFIG_DIR = os.path.join(ROOT, "lengthgen", "configs")  # experiments/configs links here
 
 
 def load_file(path: str, name: str | None = None) -> types.ModuleType:
@@ -32,7 +32,7 @@ def load_file(path: str, name: str | None = None) -> types.ModuleType:
 
 
 def load_config_file(name: str) -> types.ModuleType:
-  """The config file ``experiments/configs/<name>`` (``"demo"`` or ``"demo.py"``) as a module."""
+  """The config file ``lengthgen/configs/<name>`` (``"demo"`` or ``"demo.py"``) as a module."""
   if not name.endswith(".py"):
     name += ".py"
   return load_file(os.path.join(CONFIG_DIR, name), f"config_{name[:-3]}")

@@ -56,7 +56,7 @@ def test_cli_evaluation_at_64k_tokens_within_ten_minutes(tmp_path):
   from conftest import ROOT  # pylint: disable=import-outside-toplevel
   t0 = time.time()
   result = subprocess.run(
-      [sys.executable, "-m", "experiments.train", "--config=experiments/configs/demo.py:tiny",
+      [sys.executable, "-m", "lengthgen.cli", "--config=demo:tiny",
        f"--workdir={tmp_path}", "--config.eval.min_length=32768",
        "--config.eval.max_length=32768"], cwd=ROOT, capture_output=True, text=True,
       timeout=600)

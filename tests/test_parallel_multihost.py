@@ -34,7 +34,7 @@ def test_two_processes_over_loopback_train_and_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   procs = []
   for i in range(2):
-    cmd = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/demo.py:tiny",
+    cmd = [sys.executable, "-m", "lengthgen.cli", "--config=demo:tiny",
            f"--workdir={workdir}", "--config.train.steps=6", "--config.train.checkpoint_every=3",
            "--config.train.log_every=1", "--config.train.param_sharding=fsdp",
            f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]

@@ -86,11 +86,10 @@ def test_malformed_flags_fail_with_a_clear_message(field, value):
   """Parse --config.<field>=<value> as the CLI does: either it works or the error is clear."""
   from absl import flags
   from ml_collections import config_flags
-  import os as _os
-  root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+  from lengthgen import configs
   fv = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "", flag_values=fv)
-  argv = ["train", f"--config={root}/experiments/configs/demo.py:tiny",
+  argv = ["train", f"--config={configs.resolve('demo:tiny')}",
           f"--config.{field}={value}"]
   try:
     fv(argv)

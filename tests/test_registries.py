@@ -61,7 +61,7 @@ def test_unknown_normalizer_and_implementation_are_named():
 @pytest.mark.parametrize("name", CONFIG_FILES)
 def test_every_config_file_loads_and_validates(name):
   module = load_config_file(name)
-  assert module.__doc__ and "python -m experiments.train" in module.__doc__, (
+  assert module.__doc__ and f"lengthgen-train --config={name[:-3]}" in module.__doc__, (
       "a config's docstring gives the exact command")
   for preset in module.PRESETS:
     load_config(module.get_config(preset))

@@ -50,23 +50,25 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
   chex.assert_trees_all_equal(params_at_8, params)
 
 
-def _cli(*args, timeout=120):
-  return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT,
+def _cli(*args, timeout=120, module="lengthgen.cli"):
+  """``python -m lengthgen.cli`` (``lengthgen-train``) in the checkout; ``module`` may be the
+  checkout's shim ``experiments.train``."""
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--config=experiments/configs/demo.py:tiny", "--config.model.positional=ropee"],
+    (["--config=demo:tiny", "--config.model.positional=ropee"],
      "config.model.positional: unknown value 'ropee'"),
-    (["--config=experiments/configs/demo.py:tiny", "--config.train.steps=-3"],
-     "config.train.steps: must be >= 1"),
+    (["--config=demo:tiny", "--config.train.steps=-3"], "config.train.steps: must be >= 1"),
     (["--config=experiments/configs/demo.py:huge"], "unknown preset 'huge'"),
-    (["--config=experiments/configs/nothere.py"], "nothere.py"),
-    (["--config=experiments/configs/demo.py:tiny", "--config.model.layers=3"],
+    (["--config=experiments/configs/nothere.py"], "experiments/configs/nothere.py not found, "
+     "and 'experiments/configs/nothere.py' is not a config name (in "
+     "--config=experiments/configs/nothere.py); config names: abacus_addition, chomsky"),
+    (["--config=demo:tiny", "--config.model.layers=3"],
      "unknown config field config.model.layers (in --config.model.layers=3); valid fields of "
      "config.model: attention_implementation"),
-    (["--config=experiments/configs/demo.py:tiny", "--config.model.num_layers=abc"],
-     "--config.model.num_layers=abc"),
+    (["--config=demo:tiny", "--config.model.num_layers=abc"], "--config.model.num_layers=abc"),
 ])
 @pytest.mark.integration
 def test_cli_rejects_bad_input_with_clear_message(tmp_path, args, message):
@@ -77,8 +79,10 @@ def test_cli_rejects_bad_input_with_clear_message(tmp_path, args, message):
 
 @pytest.mark.integration
 def test_cli_refuses_workdir_with_other_config(tmp_path):
+  # Through the checkout's shim and config path, which users and docs still use.
   train.prepare_workdir(tiny_config(), str(tmp_path))
-  result = _cli("--config=experiments/configs/demo.py:tiny", f"--workdir={tmp_path}")
+  result = _cli("--config=experiments/configs/demo.py:tiny", f"--workdir={tmp_path}",
+                module="experiments.train")
   assert result.returncode == 2
   assert "holds a run with a different config" in result.stderr
   assert "--overwrite" in result.stderr
@@ -100,12 +104,12 @@ def test_workdir_written_before_a_field_existed_still_resumes(tmp_path):
 @pytest.mark.slow
 def test_kill_9_then_rerun_equals_uninterrupted(tmp_path):
   """SIGKILL at a random point of training; the same command then finishes bitwise equal."""
-  args = ["--config=experiments/configs/demo.py:tiny", "--config.train.steps=60",
+  args = ["--config=demo:tiny", "--config.train.steps=60",
           "--config.train.checkpoint_every=5"]
   full = tmp_path / "full"
   assert _cli(*args, f"--workdir={full}").returncode == 0
   killed = tmp_path / "killed"
-  proc = subprocess.Popen([sys.executable, "-m", "experiments.train", *args,
+  proc = subprocess.Popen([sys.executable, "-m", "lengthgen.cli", *args,
                            f"--workdir={killed}"], cwd=ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   rng = np.random.default_rng()
@@ -258,7 +262,7 @@ def test_rerun_of_a_finished_workdir_keeps_one_eval_row(tmp_path):
     (["--config.train.steps=abc"], "--config.train.steps=abc"),
     (["--config.train.batch_size=2.5"], "--config.train.batch_size=2.5"),
     (["--config.train.learning_rate=fast"], "--config.train.learning_rate=fast"),
-    (["--config=experiments/configs/demo.py:tinyy"], "unknown preset 'tinyy' of demo.py; valid "
+    (["--config=demo:tinyy"], "unknown preset 'tinyy' of demo.py; valid "
      "presets: tiny, rope"),
     (["--config.model.kind=encoder"], "config.model.kind: task 'copy' is a decoder task"),
     (["--config.train.init_from=/nonexistent/parent"], "config.train.init_from: "
@@ -266,7 +270,7 @@ def test_rerun_of_a_finished_workdir_keeps_one_eval_row(tmp_path):
 ])
 def test_cli_errors_are_one_message_and_write_nothing(tmp_path, args, message):
   wd = tmp_path / "wd"
-  result = _cli("--config=experiments/configs/demo.py:tiny", *args, f"--workdir={wd}")
+  result = _cli("--config=demo:tiny", *args, f"--workdir={wd}")
   assert result.returncode != 0
   assert message in result.stderr, result.stderr[-2000:]
   assert "Traceback" not in result.stderr

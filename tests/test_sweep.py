@@ -67,9 +67,8 @@ def _finished_grid(sweep, d, config='experiments/configs/demo.py:tiny'):
 def test_sweep_skips_finished_and_summarizes(tmp_path, capsys):
   sweep = _sweep_module()
   d = str(tmp_path)
-  _finished_grid(sweep, d)
-  sweep.main(['--config=experiments/configs/demo.py:tiny', f'--dir={d}', '--encodings=nope,rope',
-              '--seeds=0,1'])
+  _finished_grid(sweep, d)  # configs resolved from the file's path; the sweep names it
+  sweep.main(['--config=demo:tiny', f'--dir={d}', '--encodings=nope,rope', '--seeds=0,1'])
   assert capsys.readouterr().out.count('skip ') == 4
   # demo.py's task options name the figure: copy[alphabet_size=16]
   for f in ('summary.md', 'summary.csv', 'accuracy_vs_length_copy_alphabet_size-16.png'):
@@ -100,7 +99,7 @@ def test_interrupted_sweep_stops_its_trainers(tmp_path, how):
   import sys  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   sweep = subprocess.Popen(
-      [sys.executable, 'scripts/sweep.py', '--config=experiments/configs/demo.py:tiny',
+      [sys.executable, 'scripts/sweep.py', '--config=demo:tiny',
        f'--dir={tmp_path}', '--encodings=nope,rope', '--parallel=2',
        '--set=train.steps=100000', '--set=train.checkpoint_every=100000',
        '--set=train.log_every=1'],
@@ -261,3 +260,12 @@ def test_default_task_is_the_configs_own():
   sweep = _sweep_module()
   assert sweep.config_task(os.path.join(ROOT, 'experiments/configs/parity.py:tiny')) == 'parity'
   assert sweep.config_task(os.path.join(ROOT, 'experiments/configs/kazemnejad_copy.py')) == 'copy'
+  assert sweep.config_task('parity:tiny') == 'parity'  # a config name
+
+
+def test_unknown_config_stops_the_sweep_before_anything_is_written(tmp_path, capsys):
+  sweep = _sweep_module()
+  with pytest.raises(SystemExit):
+    sweep.main(['--config=party:tiny', f'--dir={tmp_path / "sweep"}'])
+  assert "'party' is not a config name" in capsys.readouterr().err
+  assert not (tmp_path / 'sweep').exists()

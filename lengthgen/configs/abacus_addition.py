@@ -1,9 +1,9 @@
 """Abacus embeddings (McLeish et al. 2024) on reversed addition: train up to 10 digits, test 20.
 
-    python -m experiments.train --config=experiments/configs/abacus_addition.py \
+    lengthgen-train --config=abacus_addition \
         --workdir=workdirs/addition_abacus
 The grid, 3 seeds trained in one program per encoding (scripts/sweep.py):
-    python scripts/sweep.py --config=experiments/configs/abacus_addition.py \
+    python scripts/sweep.py --config=abacus_addition \
         --dir=results/abacus_addition --encodings=abacus,nope,rope --seeds=0,1,2 \
         --vmap_seeds --parallel=3
 

@@ -1,8 +1,8 @@
 """The Deletang et al. 2023 / Ruoss et al. 2023 encoder protocol on one Chomsky task.
 
-    python -m experiments.train --config=experiments/configs/chomsky.py:reverse_string \
+    lengthgen-train --config=chomsky:reverse_string \
         --workdir=workdirs/chomsky_reverse_string --config.model.positional=rope
-    python -m experiments.train --config=experiments/configs/chomsky.py:parity_check,tiny \
+    lengthgen-train --config=chomsky:parity_check,tiny \
         --workdir=/tmp/chomsky_tiny
 
 The argument is presets separated by commas; a task name is a preset choosing that task
@@ -28,7 +28,7 @@ Presets:
               64 examples each. ``scripts/reproduce_cpu.sh chomsky`` runs it into
               results/chomsky_cpu/; about 10 minutes per task and encoding on 2 cores
               (results/README.md), no complete run recorded.
-  tiny        the shared tiny preset (experiments/configs/__init__.py): train lengths 1..6,
+  tiny        the shared tiny preset (lengthgen/configs/__init__.py): train lengths 1..6,
               evaluation 1..10; seconds on a CPU, for tests only (the score means nothing).
   <task>      one of lengthgen.tasks.chomsky.CHOMSKY_TASKS, e.g. parity_check.
 """

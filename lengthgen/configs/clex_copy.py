@@ -1,9 +1,9 @@
 """CLEX (Chen et al. 2023) on a synthetic task: copy trained to 64 tokens, evaluated to 4x.
 
-    python -m experiments.train --config=experiments/configs/clex_copy.py \
+    lengthgen-train --config=clex_copy \
         --workdir=workdirs/copy_clex
 The grid, 3 seeds trained in one program per encoding (scripts/sweep.py):
-    python scripts/sweep.py --config=experiments/configs/clex_copy.py --dir=results/clex_copy \
+    python scripts/sweep.py --config=clex_copy --dir=results/clex_copy \
         --encodings=clex,rope,rope_ntk,nope --seeds=0,1,2 --vmap_seeds --parallel=4
 
 Copy of n tokens (alphabet 16): n in 1..31 in training (at most 64 tokens, CLEX's

@@ -1,9 +1,9 @@
 """RASP-L count (Zhou et al. 2023): "<s> a b | a a+1 ... b", train spans up to 50, test 100.
 
-    python -m experiments.train --config=experiments/configs/count.py \
+    lengthgen-train --config=count \
         --workdir=workdirs/count_nope
 The grid, 3 seeds trained in one program per encoding (scripts/sweep.py):
-    python scripts/sweep.py --config=experiments/configs/count.py --dir=results/count \
+    python scripts/sweep.py --config=count --dir=results/count \
         --encodings=nope,alibi,rope --seeds=0,1,2 --vmap_seeds --parallel=3
 
 Length is the number of outputs b - a + 1 (numbers are tokens n0..n155). Model: 4 layers,

@@ -1,6 +1,6 @@
 """The demo: copy with NoPE, trained on lengths 1-10 and evaluated up to 30 (3x).
 
-    python -m experiments.train --config=experiments/configs/demo.py --workdir=workdirs/demo
+    lengthgen-train --config=demo --workdir=workdirs/demo
 
 Runtime: about 3 minutes on a 2-core CPU (jax 0.11.2). Expected result (measured): exact
 match 0.96 on the training lengths, still 0.77 at length 11 and 0.47 at 13, then 0 from

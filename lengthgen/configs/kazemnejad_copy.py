@@ -1,10 +1,10 @@
 """Kazemnejad et al. 2023: Copy (Repeat) and Copy (Repeat+Change), train 2-20, test 21-40.
 
 One run:
-    python -m experiments.train --config=experiments/configs/kazemnejad_copy.py \
+    lengthgen-train --config=kazemnejad_copy \
         --workdir=workdirs/kz_nope --config.model.positional=nope
 The grid, 3 seeds trained in one program per encoding (scripts/sweep.py):
-    python scripts/sweep.py --config=experiments/configs/kazemnejad_copy.py \
+    python scripts/sweep.py --config=kazemnejad_copy \
         --dir=results/kazemnejad_copy --encodings=nope,t5,alibi,rope,sinusoidal --seeds=0,1,2 \
         --vmap_seeds --parallel=5
 

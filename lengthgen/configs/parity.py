@@ -1,9 +1,9 @@
 """Kazemnejad et al. 2023's negative control: parity without scratchpad, train 1-20, test 21-40.
 
-    python -m experiments.train --config=experiments/configs/parity.py \
+    lengthgen-train --config=parity \
         --workdir=workdirs/parity_nope --config.model.positional=nope
 The grid, 3 seeds trained in one program per encoding (scripts/sweep.py):
-    python scripts/sweep.py --config=experiments/configs/parity.py --dir=results/parity \
+    python scripts/sweep.py --config=parity --dir=results/parity \
         --encodings=nope,t5,sinusoidal --seeds=0,1,2 --vmap_seeds --parallel=3
 
 Length is the number of bits; the answer is one token, so exact match is accuracy (chance

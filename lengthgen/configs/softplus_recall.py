@@ -1,9 +1,9 @@
 """Softplus attention (LSSA / LSSAR) against softmax on associative recall, trained at 64 tokens.
 
-    python -m experiments.train --config=experiments/configs/softplus_recall.py \
+    lengthgen-train --config=softplus_recall \
         --workdir=workdirs/recall_lssar --config.model.normalizer=softplus_reweight
 The grid, 3 seeds trained in one program per normalizer (scripts/sweep.py):
-    python scripts/sweep.py --config=experiments/configs/softplus_recall.py \
+    python scripts/sweep.py --config=softplus_recall \
         --dir=results/softplus_recall --encodings=rope \
         --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --seeds=0,1,2 \
         --vmap_seeds --parallel=5

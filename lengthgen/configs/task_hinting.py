@@ -1,7 +1,7 @@
 """Task hinting for sorting (Awasthi & Gupta 2023): sort n tokens of an alphabet of 64, train
 on n in 1..20, evaluate n in 1..120, with and without a hint task on a shared trunk.
 
-    python -m experiments.train --config=experiments/configs/task_hinting.py:successor \\
+    lengthgen-train --config=task_hinting:successor \\
         --workdir=workdirs/task_hinting/successor
 
 Presets (combine with commas, e.g. ``:successor,temperature``):

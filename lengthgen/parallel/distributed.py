@@ -1,7 +1,7 @@
 """Multi-host start-up through ``jax.distributed.initialize``.
 
 The coordinator address, process count and process id come from absl flags of
-``experiments/train.py`` (``--coordinator_address``, ``--num_processes``, ``--process_id``)
+``lengthgen-train`` (``--coordinator_address``, ``--num_processes``, ``--process_id``)
 or, when those are not given, from the environment variables ``LENGTHGEN_COORDINATOR``,
 ``LENGTHGEN_NUM_PROCESSES`` and ``LENGTHGEN_PROCESS_ID``. With neither, JAX's own cluster
 detection (SLURM, Open MPI, Cloud TPU) is used only if ``auto`` is set; otherwise the run

@@ -36,7 +36,7 @@ GOLDENS = {
 
 def config_dict(file: str, preset: str, overrides: dict) -> dict:
   from lengthgen.build import load_config
-  spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, "experiments",
+  spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, "lengthgen",
                                                                      "configs", file))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
