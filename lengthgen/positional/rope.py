@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen.positional.base import Encoding, Rotation
-from lengthgen.positional.rotary import LAYOUTS, rotate
+from lengthgen.positional.base import Encoding, Rotation, check_no_params
+from lengthgen.positional.rotary import LAYOUTS, check_positions, rotate
 
-__all__ = ["FixedRotary", "LAYOUTS", "Rope", "apply_rope", "rope_angles",
+__all__ = ["FixedRotary", "LAYOUTS", "Rope", "apply_rope", "fixed_rotation", "rope_angles",
            "rope_inv_frequencies", "rotary_dims", "rotate"]
 
 
@@ -33,14 +33,28 @@ def rope_inv_frequencies(head_dim: int, *, base: float = 10000.0) -> np.ndarray:
 
 
 def rope_angles(positions_BT: jax.Array, inv_freq_F: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """cos and sin of positions * inv_freq, float32 [B, T, F] (positions cast to float32)."""
+  """cos and sin of positions [B, T] * inv_freq [F], float32 [B, T, F] (positions cast to float32)."""
   angles = positions_BT.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq_F, jnp.float32)
   return jnp.cos(angles), jnp.sin(angles)
 
 
 def apply_rope(x_BTHD: jax.Array, positions_BT: jax.Array, inv_freq: jax.Array, *,
                layout: str = "half") -> jax.Array:
-  """Applies RoPE with explicit positions; angles in float32 whatever x's dtype."""
+  """Rotates x by positions * inv_freq alone; angles in float32 whatever x's dtype.
+
+  Only the angles: an encoding's attention factor (YaRN), its layout and its length-dependent
+  or learned frequencies are not applied here. ``Encoding.rotate_qk`` applies all of them.
+
+  Args:
+    x_BTHD: [B, T, H, D] queries or keys.
+    positions_BT: [B or 1, T] positions.
+    inv_freq: [F] inverse frequencies, 2F <= D (the first 2F channels rotate).
+    layout: ``"half"`` (default) or ``"interleaved"``.
+
+  Returns:
+    [B, T, H, D] in x's dtype.
+  """
+  check_positions(x_BTHD, positions_BT)
   cos, sin = rope_angles(positions_BT, inv_freq)
   return rotate(x_BTHD, cos, sin, layout=layout)
 
@@ -52,8 +66,25 @@ def rotary_dims(head_dim: int, fraction: float) -> int:
   return max(2, int(head_dim * fraction) // 2 * 2)
 
 
+def fixed_rotation(positions_BT: jax.Array, inv_freq_F, *, layout: str = "half",
+                   q_scale: float = 1.0) -> Rotation:
+  """The ``Rotation`` of fixed inverse frequencies at ``positions_BT``; pure.
+
+  Args:
+    positions_BT: [B, T] positions.
+    inv_freq_F: [F] inverse frequencies (cast to float32).
+    layout: ``"half"`` (default) or ``"interleaved"``.
+    q_scale: factor on q after rotation (default 1.0: none).
+
+  Returns:
+    A ``Rotation`` with float32 cos/sin [B, T, F].
+  """
+  cos, sin = rope_angles(positions_BT, jnp.asarray(inv_freq_F, jnp.float32))
+  return Rotation(cos, sin, layout=layout, q_scale=q_scale)
+
+
 class FixedRotary(nn.Module):
-  """Rotary angles from fixed inverse frequencies (no parameters)."""
+  """Rotary angles from fixed inverse frequencies (no parameters): ``fixed_rotation``."""
 
   inv_freq: tuple[float, ...]
   layout: str = "half"
@@ -61,8 +92,7 @@ class FixedRotary(nn.Module):
 
   def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
     del train
-    cos, sin = rope_angles(positions_BT, jnp.asarray(self.inv_freq, jnp.float32))
-    return Rotation(cos, sin, layout=self.layout, q_scale=self.q_scale)
+    return fixed_rotation(positions_BT, self.inv_freq, layout=self.layout, q_scale=self.q_scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,5 +137,18 @@ class Rope(Encoding):
       out = np.where(inv_freq <= a, 0.0, out)
     return out.astype(np.float32)
 
+  def query_scale(self) -> float:
+    """The factor q carries after rotation (1.0; YaRN overrides it)."""
+    return 1.0
+
   def rotary(self, head_dim: int) -> nn.Module:
-    return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout)
+    return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout,
+                       q_scale=self.query_scale())
+
+  def rotation(self, head_dim: int, positions_BT: jax.Array, *, length=None,
+               train: bool = False, rng=None, params=None) -> Rotation:
+    """Pure rotary hook (see ``Encoding.rotation``): fixed frequencies, no length or rng."""
+    del length, train, rng
+    check_no_params(self.name, params)
+    return fixed_rotation(positions_BT, self.inv_frequencies(head_dim), layout=self.layout,
+                          q_scale=self.query_scale())

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen.positional.base import Rotation
-from lengthgen.positional.rope import FixedRotary, Rope, rope_angles, rope_inv_frequencies, rotary_dims
+from lengthgen.positional.base import Rotation, check_no_params, default_length
+from lengthgen.positional.rope import Rope, rope_angles, rope_inv_frequencies, rotary_dims
 
 
 def ntk_scaled_base(base: float, head_dim: int, scale: float) -> float:
@@ -118,8 +118,43 @@ def _check_scale(name, scale):
     raise ValueError(f"{name}: scale must be a number >= 1, got {scale!r}")
 
 
+def interpolated_rotation(positions_BT: jax.Array, inv_freq_F, *, scale: float,
+                          eval_scale: float | None = None, train_scales=(),
+                          layout: str = "half", train: bool = False,
+                          rng: jax.Array | None = None) -> Rotation:
+  """Position-interpolated angles ``positions / scale * inv_freq``; pure.
+
+  Args:
+    positions_BT: [B, T] positions.
+    inv_freq_F: [F] inverse frequencies before interpolation.
+    scale: the factor in training (and at evaluation unless ``eval_scale``).
+    eval_scale: the factor at evaluation (Giraffe); default ``scale``.
+    train_scales: if non-empty, training draws one of these per example (E^2-LLM).
+    layout: ``"half"`` (default) or ``"interleaved"``.
+    train: training-time factor(s) instead of ``eval_scale``.
+    rng: ``jax.random`` key for the per-example draw; needed when ``train`` and
+      ``train_scales``.
+
+  Returns:
+    A ``Rotation`` with float32 cos/sin [B, T, F] (q_scale 1).
+  """
+  b = positions_BT.shape[0]
+  if train and train_scales:
+    if rng is None:
+      raise ValueError("rope_pi with train_scales draws a scale per training example: "
+                       "pass rng (a jax.random key) when train=True")
+    choice = jax.random.randint(rng, (b,), 0, len(train_scales))
+    scale_B = jnp.asarray(train_scales, jnp.float32)[choice]
+  else:
+    eval_scale = scale if eval_scale is None else eval_scale
+    scale_B = jnp.full((b,), scale if train else eval_scale, jnp.float32)
+  inv = jnp.asarray(inv_freq_F, jnp.float32)
+  angles = positions_BT.astype(jnp.float32)[..., None] / scale_B[:, None, None] * inv
+  return Rotation(jnp.cos(angles), jnp.sin(angles), layout=layout)
+
+
 class InterpolatedRotary(nn.Module):
-  """Position-interpolated angles: positions / scale, with separate training and eval scales.
+  """Position-interpolated angles (``interpolated_rotation``), scales differing by phase.
 
   In training, ``train_scales`` (E^2-LLM) draws one scale per example from the "dropout" rng
   stream; otherwise ``scale`` is used in training and ``eval_scale`` at evaluation (Giraffe's
@@ -133,15 +168,10 @@ class InterpolatedRotary(nn.Module):
   layout: str = "half"
 
   def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
-    b = positions_BT.shape[0]
-    if train and self.train_scales:
-      choice = jax.random.randint(self.make_rng("dropout"), (b,), 0, len(self.train_scales))
-      scale_B = jnp.asarray(self.train_scales, jnp.float32)[choice]
-    else:
-      scale_B = jnp.full((b,), self.scale if train else self.eval_scale, jnp.float32)
-    inv = jnp.asarray(self.inv_freq, jnp.float32)
-    angles = positions_BT.astype(jnp.float32)[..., None] / scale_B[:, None, None] * inv
-    return Rotation(jnp.cos(angles), jnp.sin(angles), layout=self.layout)
+    rng = self.make_rng("dropout") if train and self.train_scales else None
+    return interpolated_rotation(positions_BT, self.inv_freq, scale=self.scale,
+                                 eval_scale=self.eval_scale, train_scales=self.train_scales,
+                                 layout=self.layout, train=train, rng=rng)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,8 +198,46 @@ class RopePI(Rope):
     return InterpolatedRotary(inv, float(self.scale), float(self.eval_scale or self.scale),
                               self.train_scales, self.layout)
 
+  def rotation(self, head_dim: int, positions_BT: jax.Array, *, length=None,
+               train: bool = False, rng=None, params=None) -> Rotation:
+    """Pure rotary hook (see ``Encoding.rotation``); ``rng`` is needed to train with
+    ``train_scales``."""
+    del length
+    check_no_params(self.name, params)
+    return interpolated_rotation(positions_BT, super().inv_frequencies(head_dim),
+                                 scale=float(self.scale),
+                                 eval_scale=float(self.eval_scale or self.scale),
+                                 train_scales=self.train_scales, layout=self.layout,
+                                 train=train, rng=rng)
+
   def inv_frequencies(self, head_dim: int) -> np.ndarray:
     return (super().inv_frequencies(head_dim) / np.float32(self.scale)).astype(np.float32)
+
+
+def dynamic_ntk_rotation(positions_BT: jax.Array, *, rotary_dim: int, base: float,
+                         train_length: int, scale: float = 1.0, layout: str = "half",
+                         length=None) -> Rotation:
+  """Dynamic-NTK angles: the base follows the sequence length (``dynamic_ntk_base``); pure.
+
+  Args:
+    positions_BT: [B, T] positions.
+    rotary_dim: number of rotated channels d (even).
+    base: RoPE base at or below ``train_length``.
+    train_length: the training length.
+    scale: HuggingFace's dynamic-NTK ``factor`` (default 1).
+    layout: ``"half"`` (default) or ``"interleaved"``.
+    length: the current length L (number or scalar array); default ``max(positions) + 1``.
+
+  Returns:
+    A ``Rotation`` with float32 cos/sin [B, rotary_dim // 2] per position (q_scale 1).
+  """
+  length = default_length(positions_BT) if length is None else jnp.asarray(length,
+                                                                             jnp.float32)
+  d = rotary_dim
+  base = dynamic_ntk_base(base, d, scale, length, train_length)
+  inv_freq = base ** (-2.0 * jnp.arange(d // 2, dtype=jnp.float32) / d)
+  cos, sin = rope_angles(positions_BT, inv_freq)
+  return Rotation(cos, sin, layout=layout)
 
 
 class DynamicNTKRotary(nn.Module):
@@ -183,12 +251,9 @@ class DynamicNTKRotary(nn.Module):
 
   def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
     del train
-    length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
-    d = self.rotary_dim
-    base = dynamic_ntk_base(self.base, d, self.scale, length, self.train_length)
-    inv_freq = base ** (-2.0 * jnp.arange(d // 2, dtype=jnp.float32) / d)
-    cos, sin = rope_angles(positions_BT, inv_freq)
-    return Rotation(cos, sin, layout=self.layout)
+    return dynamic_ntk_rotation(positions_BT, rotary_dim=self.rotary_dim, base=self.base,
+                                train_length=self.train_length, scale=self.scale,
+                                layout=self.layout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +284,16 @@ class RopeNTK(Rope):
       return DynamicNTKRotary(rotary_dims(head_dim, self.fraction), self.base,
                               self.train_length, self.layout, float(self.scale))
     return super().rotary(head_dim)
+
+  def rotation(self, head_dim: int, positions_BT: jax.Array, *, length=None,
+               train: bool = False, rng=None, params=None) -> Rotation:
+    """Pure rotary hook (see ``Encoding.rotation``); ``length`` matters when ``dynamic``."""
+    if not self.dynamic:
+      return super().rotation(head_dim, positions_BT, train=train, rng=rng, params=params)
+    check_no_params(self.name, params)
+    return dynamic_ntk_rotation(positions_BT, rotary_dim=rotary_dims(head_dim, self.fraction),
+                                base=self.base, train_length=self.train_length,
+                                scale=float(self.scale), layout=self.layout, length=length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +326,6 @@ class RopeYaRN(Rope):
                                 scale=self.scale, train_length=self.train_length,
                                 alpha=self.alpha, beta=self.beta, ramp=self.ramp)
 
-  def rotary(self, head_dim: int) -> nn.Module:
-    return FixedRotary(tuple(float(f) for f in self.inv_frequencies(head_dim)), self.layout,
-                       q_scale=yarn_attention_factor(self.scale) ** 2)
+  def query_scale(self) -> float:
+    """YaRN's attention factor squared, ``(0.1 ln s + 1)^2``, carried by q alone."""
+    return yarn_attention_factor(self.scale) ** 2

@@ -1,0 +1,162 @@
+"""The pure rotary API (``Encoding.rotation`` / ``rotate_qk`` / ``capped_query``) equals the
+model's own rotary path, value for value, for every rotary encoding of the registry."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lengthgen.positional as pe
+from lengthgen.attention import layer as layer_lib
+from lengthgen.config import ModelConfig
+from lengthgen.model import Transformer
+
+D = 16
+# (registry name, options): every rotary encoding, and the variants the options make of them.
+VARIANTS = [
+    ("rope", {}),
+    ("rope", dict(layout="interleaved", fraction=0.5)),      # GPT-J layout, partial rotary
+    ("rope", dict(base=500000.0)),                           # ABF (a larger base)
+    ("rope", dict(truncate_below=0.05, zero_below=0.002)),   # Giraffe's truncated basis
+    ("rope_pi", dict(scale=2.0, eval_scale=4.0)),            # PI; Giraffe's evaluation scale
+    ("rope_pi", dict(train_scales=(1.0, 2.0, 4.0))),         # E^2-LLM's sampled scales
+    ("rope_ntk", dict(scale=4.0)),
+    ("rope_ntk", dict(dynamic=True, scale=2.0, train_length=6)),
+    ("rope_yarn", dict(scale=4.0, train_length=6)),          # attention factor on q
+    ("rope_yarn", dict(scale=8.0, train_length=6, ramp="rotations", layout="interleaved")),
+]
+IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" for n, o in VARIANTS]
+
+
+def _qk(seed=0, b=2, t=9, s=None, h=2):
+  r = np.random.default_rng(seed)
+  s = t if s is None else s
+  return (jnp.asarray(r.normal(size=(b, t, h, D)), jnp.float32),
+          jnp.asarray(r.normal(size=(b, s, h, D)), jnp.float32))
+
+
+def test_every_rotary_encoding_of_the_registry_is_covered():
+  rotary = {name for name in pe.ENCODINGS if pe.get(name).rotary(D) is not None}
+  assert rotary - {"clex"} <= {name for name, _ in VARIANTS}
+  for name in set(pe.ENCODINGS) - rotary:  # the others leave q and k alone
+    q, k = _qk()
+    got = pe.get(name).rotate_qk(q, k, jnp.broadcast_to(jnp.arange(9), (2, 9)))
+    assert got[0] is q and got[1] is k
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("name,options", VARIANTS, ids=IDS)
+def test_rotate_qk_equals_the_linen_module(name, options, train):
+  enc = pe.get(name, **options)
+  module = enc.rotary(D)
+  positions = jnp.asarray([[0, 1, 2, 3, 5, 8, 9, 12, 13], [2, 3, 4, 5, 6, 7, 8, 9, 10]])
+  key = jax.random.key(3)
+  rotation = module.apply({}, positions, train=train, rngs={"dropout": key})
+  # The key the module's own draw uses (its first make_rng of the "dropout" stream).
+  module_key = nn.apply(lambda m: m.make_rng("dropout"), module)({}, rngs={"dropout": key})
+  q, k = _qk()
+  got_q, got_k = enc.rotate_qk(q, k, positions, train=train, rng=module_key)
+  np.testing.assert_array_equal(got_q, rotation.apply(q, is_query=True))
+  np.testing.assert_array_equal(got_k, rotation.apply(k, is_query=False))
+  assert not np.allclose(got_q, q)
+  if name == "rope_yarn":  # q carries the attention factor squared, k none
+    factor = pe.yarn_attention_factor(options["scale"]) ** 2
+    plain_q, plain_k = pe.get("rope", **{o: v for o, v in options.items()
+                                         if o == "layout"}).rotate_qk(q, k, positions)
+    inv = enc.inv_frequencies(D)
+    want_q = pe.apply_rope(q, positions, inv, layout=enc.layout) * factor
+    np.testing.assert_allclose(got_q, want_q, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got_k, pe.apply_rope(k, positions, inv, layout=enc.layout))
+    assert not np.allclose(got_q, plain_q) and not np.allclose(got_k, plain_k)
+
+
+# In the default run: a length-dependent encoding, and the attention factor with the GPT-J
+# layout; every other variant in the slow tier (a model per variant).
+IN_MODEL = [pytest.param(n, o, id=i, marks=() if i in (IDS[7], IDS[9]) else pytest.mark.slow)
+            for (n, o), i in zip(VARIANTS, IDS)]
+
+
+@pytest.mark.parametrize("name,options", IN_MODEL)
+def test_rotate_qk_equals_the_models_rotary_path(name, options, monkeypatch):
+  """Inside the Transformer: its raw q, k through ``rotate_qk`` are the q, k it attends with."""
+  config = ModelConfig(num_layers=1, width=2 * D, num_heads=2, positional=name,
+                       positional_options=options)
+  model = Transformer(config, vocab_size=11)
+  tokens = jax.random.randint(jax.random.key(0), (2, 9), 1, 11)
+  positions = jnp.broadcast_to(jnp.arange(9) * 2, (2, 9))   # L = 17: past train_length
+  params = model.init(jax.random.key(1), tokens, positions)
+  seen = {}
+
+  def record_projection(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name == "__call__" and context.module.name in ("query", "key"):
+      seen[context.module.name] = out
+    return out
+
+  def record_attention(q, k, v, **kwargs):
+    seen["q_rotated"], seen["k_rotated"] = q, k
+    return real_attention(q, k, v, **kwargs)
+
+  real_attention = layer_lib.dot_product_attention
+  monkeypatch.setattr(layer_lib, "dot_product_attention", record_attention)
+  with nn.intercept_methods(record_projection):
+    model.apply(params, tokens, positions)
+  got_q, got_k = model.encoding.rotate_qk(seen["query"], seen["key"], positions)
+  np.testing.assert_array_equal(got_q, seen["q_rotated"])
+  np.testing.assert_array_equal(got_k, seen["k_rotated"])
+
+
+def test_separate_query_and_key_positions_share_the_length():
+  """Decoding the last query against all keys: the same as the full self-attention row."""
+  enc = pe.get("rope_ntk", dynamic=True, train_length=4)
+  q, k = _qk(t=12, b=1)
+  positions = jnp.arange(12)[None]
+  full_q, full_k = enc.rotate_qk(q, k, positions)
+  last_q, keys = enc.rotate_qk(q[:, -1:], k, positions[:, -1:], positions)
+  np.testing.assert_array_equal(last_q, full_q[:, -1:])
+  np.testing.assert_array_equal(keys, full_k)
+  # Alone, the last query would have seen its own L and another base; length= pins it.
+  alone = enc.rotate_qk(q[:, -1:], k[:, -1:], positions[:, -1:])[0]
+  np.testing.assert_array_equal(alone, full_q[:, -1:])
+  short = enc.rotate_qk(q[:, -1:], k[:, -1:], positions[:, -1:], length=5)[0]
+  assert not np.allclose(short, full_q[:, -1:])
+
+
+@pytest.mark.parametrize("name,options", [("rope_yarn", dict(scale=4.0, train_length=6)),
+                                          ("rope_ntk", dict(dynamic=True, train_length=4))])
+def test_capped_query_sees_far_keys_from_the_window(name, options):
+  """q_capped . k_j depends on window - j only, with the row's own frequencies."""
+  enc = pe.get(name, **options)
+  window = np.int64(4)   # numpy integers are accepted
+  q, k = _qk(t=16, b=1)
+  positions = jnp.arange(16)[None]
+  capped = enc.capped_query(q, window, positions)
+  _, k_rot = enc.rotate_qk(q, k, positions)
+  shift = 7  # the same distance window - 0, moved by `shift` along the sequence
+  q_far, k_far = enc.rotate_qk(q, k, jnp.full((1, 16), 4 + shift), jnp.full((1, 16), shift),
+                               length=16)
+  score = lambda a, b: np.einsum("bthd,bhd->bth", np.asarray(a, np.float64),
+                                 np.asarray(b, np.float64)[:, 0])
+  np.testing.assert_allclose(score(capped, k_rot), score(q_far, k_far), rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="window must be an integer >= 1"):
+    enc.capped_query(q, 4.0, positions)
+
+
+def test_rotation_arguments_are_checked():
+  q, k = _qk()
+  positions = jnp.broadcast_to(jnp.arange(9), (2, 9))
+  enc = pe.get("rope")
+  q_bhtd = jnp.swapaxes(q, 1, 2)  # [B, H, T, D] with H = 2 != T = 9
+  with pytest.raises(ValueError, match=r"q_positions_BT must be \[B, T\].*is q_BTHD \[B, H, T, D\]"):
+    enc.rotate_qk(q_bhtd, jnp.swapaxes(k, 1, 2), positions)
+  with pytest.raises(ValueError, match="same head dim"):
+    enc.rotate_qk(q, k[..., :8], positions)
+  with pytest.raises(ValueError, match="has no rotary parameters"):
+    enc.rotate_qk(q, k, positions, params={"w_up": jnp.zeros(3)})
+  with pytest.raises(ValueError, match="pass rng"):
+    pe.get("rope_pi", train_scales=(1, 2)).rotate_qk(q, k, positions, train=True)
+  with pytest.raises(ValueError, match=r"positions_BT must be \[B, T\]"):
+    pe.apply_rope(q, positions[:, :5], pe.rope_inv_frequencies(D))
