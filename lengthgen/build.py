@@ -102,11 +102,11 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   except ValueError as err:
     raise ConfigError(f"config.eval.max_length / config.train.max_length: {err}") from None
   n += 1 if config.hints and config.multitask_head == "indicator" else 0
-  sampler = encoding.default_positions if m.positions == "default" else m.positions
+  sampler, options = pe.resolve_sampler(encoding, m.positions, m.positions_options)
   _choice(sampler, list(pe.POSITION_SAMPLERS), "config.model.positions")
   try:
     pe.sample_positions(sampler, np.ones((1, n), np.int32), np.random.default_rng(0),
-                        train=True, vocab=task.vocab, **m.positions_options)
+                        train=True, vocab=task.vocab, **options)
   except (ValueError, TypeError) as err:
     raise ConfigError(f"config.model.positions_options: position sampler {sampler!r} cannot "
                       f"produce positions for the longest sequence ({n} tokens): {err}") from None

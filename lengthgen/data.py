@@ -61,11 +61,10 @@ def model_inputs(batch: Batch, config: ExperimentConfig, vocab, rng: np.random.G
   the digits).
   """
   encoding = pe.get(config.model.positional, **config.model.positional_options)
-  sampler = config.model.positions
-  if sampler == "default":
-    sampler = encoding.default_positions
+  sampler, options = pe.resolve_sampler(encoding, config.model.positions,
+                                        config.model.positions_options)
   positions = pe.sample_positions(sampler, batch.tokens, rng, train=train, vocab=list(vocab),
-                                  **config.model.positions_options)
+                                  **options)
   return {
       "tokens": batch.tokens.astype(np.int32),
       "targets": batch.targets.astype(np.int32),

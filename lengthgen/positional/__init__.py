@@ -16,7 +16,7 @@ from lengthgen.positional.fire import Fire
 from lengthgen.positional.rope_scaled import (RopeNTK, RopePI, RopeYaRN, ntk_scaled_base,
                                               yarn_attention_factor, yarn_inv_frequencies)
 from lengthgen.positional.t5 import T5, t5_relative_position_bucket
-from lengthgen.positional.sampling import POSITION_SAMPLERS, sample_positions
+from lengthgen.positional.sampling import POSITION_SAMPLERS, resolve_sampler, sample_positions
 from lengthgen.positional.rope import Rope, apply_rope, rope_inv_frequencies, rotate
 
 ENCODINGS = {
@@ -47,7 +47,7 @@ def get(name: str, **options) -> Encoding:
 
 
 __all__ = [
-    "ENCODINGS", "POSITION_SAMPLERS", "Encoding", "sample_positions", "Rotation", "get", "alibi_slopes", "apply_rope",
+    "ENCODINGS", "POSITION_SAMPLERS", "Encoding", "resolve_sampler", "sample_positions", "Rotation", "get", "alibi_slopes", "apply_rope",
     "rope_inv_frequencies", "rotate", "sinusoidal_table", "t5_relative_position_bucket",
     "abacus_positions", "ntk_scaled_base", "yarn_attention_factor", "yarn_inv_frequencies",
 ]

@@ -10,10 +10,27 @@ at initialization z(t) = log theta_NTK(t): CLEX begins as NTK-aware scaling and 
 correct it. The ODE is solved over t (not over positions) with diffrax, once per forward pass
 over [1, t_max], saving the integer t's.
 
-Training samples t uniformly from {1..t_max} per batch (from the "dropout" rng stream) and
-multiplies the positions by t, so they span t times the training length; evaluation uses
-t = min(ceil(L / train_length), t_max) for a sequence of L positions. With
-``log_scale_queries`` q is multiplied by max(1, log L / log train_length).
+Training (``training_positions``):
+
+* ``"sample"`` (default; the authors' ``CLEXScalingRotaryEmbedding.forward`` in
+  DAMO-NLP-SG/CLEX ``CLEX/clex_layer.py``): the ``clex`` position sampler draws t uniformly
+  from {1..t_max} per batch and a sorted random subset of T positions of [0, T t) that keeps
+  0 and T t - 1 (T = the batch's token count), the same for every example; the rotary reads t
+  back as ceil((max position + 1) / T), clipped to [1, t_max]. At t = 1 the positions are
+  0..T-1.
+* ``"multiply"``: positions 0..T-1 (the ``contiguous`` sampler) multiplied by a t drawn in the
+  rotary from the "dropout" rng stream, so they span t times their length.
+
+Evaluation uses t = min(ceil(L / train_length), t_max) for L = max position + 1 (the number
+of tokens, for contiguous positions), as the authors do.
+
+Query scaling (``log_scale_queries``) multiplies q after rotation by ln L / ln train_length:
+
+* ``"eval"`` (default; the authors' ``log_scale``, applied in their LLaMA flash-attention
+  path with L their ``kv_seq_len``): at evaluation only, unclamped (below 1 when L <
+  train_length); their training script turns it off and their evaluation script on;
+* ``"clamped"``: max(1, ln L / ln train_length), at training and at evaluation;
+* ``"none"``: q is not scaled.
 """
 
 from __future__ import annotations
@@ -45,10 +62,10 @@ def ntk_log_frequency_rate(t, head_dim: int) -> jax.Array:
 
 def solve_log_frequencies(w_up, w_down, *, head_dim: int, base: float, t_max: int):
   """z(t) at t = 1..t_max, float32 [t_max, head_dim // 2]."""
-  import diffrax  # pylint: disable=import-outside-toplevel  (heavy: imported on first solve)
   z0 = jnp.log(jnp.asarray(rope_inv_frequencies(head_dim, base=base)))
   if t_max == 1:
     return z0[None]
+  import diffrax  # pylint: disable=import-outside-toplevel  (heavy: imported on first solve)
 
   def field(t, z, args):
     del args
@@ -62,6 +79,25 @@ def solve_log_frequencies(w_up, w_down, *, head_dim: int, base: float, t_max: in
   return sol.ys
 
 
+TRAINING_POSITIONS = ("sample", "multiply")
+LOG_SCALE_QUERIES = ("eval", "clamped", "none")
+
+
+def clex_scale_factor(length, *, divisor: int, t_max: int) -> jax.Array:
+  """t = ceil(length / divisor) clipped to [1, t_max], int32: the scale whose frequencies serve
+  a sequence of ``length`` positions (``divisor``: train_length at evaluation, the token count
+  T for the ``clex`` sampler's training positions)."""
+  return jnp.clip(jnp.ceil(length / divisor), 1, t_max).astype(jnp.int32)
+
+
+def clex_query_scale(length, *, train_length: int, mode: str, train: bool):
+  """The factor on q: ln L / ln train_length as ``mode`` says (see the module docstring)."""
+  if mode == "none" or (mode == "eval" and train):
+    return 1.0
+  ratio = jnp.log(length) / np.log(train_length)
+  return ratio if mode == "eval" else jnp.maximum(1.0, ratio)
+
+
 class ClexRotary(nn.Module):
   head_dim: int
   base: float
@@ -69,7 +105,8 @@ class ClexRotary(nn.Module):
   train_length: int
   layout: str = "half"
   hidden_factor: int = 2
-  log_scale_queries: bool = False
+  log_scale_queries: str = "eval"
+  training_positions: str = "sample"
 
   @nn.compact
   def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
@@ -79,28 +116,31 @@ class ClexRotary(nn.Module):
     zs = solve_log_frequencies(w_up, w_down, head_dim=self.head_dim, base=self.base,
                                t_max=self.t_max)
     length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
-    if train:
+    if train and self.training_positions == "multiply":
       t = jax.random.randint(self.make_rng("dropout"), (), 1, self.t_max + 1)
       positions_BT = positions_BT * t
+    elif train:  # the clex sampler's positions span T * t
+      t = clex_scale_factor(length, divisor=positions_BT.shape[-1], t_max=self.t_max)
     else:
-      t = jnp.clip(jnp.ceil(length / self.train_length), 1, self.t_max).astype(jnp.int32)
+      t = clex_scale_factor(length, divisor=self.train_length, t_max=self.t_max)
     cos, sin = rope_angles(positions_BT, jnp.exp(zs[t - 1]))
-    q_scale = 1.0
-    if self.log_scale_queries:
-      q_scale = jnp.maximum(1.0, jnp.log(length) / np.log(self.train_length))
+    q_scale = clex_query_scale(length, train_length=self.train_length,
+                               mode=self.log_scale_queries, train=train)
     return Rotation(cos, sin, layout=self.layout, q_scale=q_scale)
 
 
 @dataclasses.dataclass(frozen=True)
 class Clex(Encoding):
-  """CLEX neural-ODE frequency scaling of RoPE (Chen et al. 2023)."""
+  """CLEX neural-ODE frequency scaling of RoPE (Chen et al. 2023); see the module docstring
+  for ``training_positions`` and ``log_scale_queries``."""
 
   base: float = 10000.0
   layout: str = "half"
   t_max: int = 4
   train_length: int = 64
   hidden_factor: int = 2
-  log_scale_queries: bool = False
+  log_scale_queries: str = "eval"
+  training_positions: str = "sample"
   name = "clex"
 
   def __post_init__(self):
@@ -109,9 +149,25 @@ class Clex(Encoding):
     if self.t_max < 1 or self.train_length < 1 or self.hidden_factor < 1:
       raise ValueError(f"clex: t_max, train_length and hidden_factor must be >= 1; got "
                        f"{self.t_max}, {self.train_length}, {self.hidden_factor}")
+    if self.training_positions not in TRAINING_POSITIONS:
+      raise ValueError(f"clex: unknown training_positions {self.training_positions!r}; "
+                       f"valid: {', '.join(TRAINING_POSITIONS)}")
+    if self.log_scale_queries not in LOG_SCALE_QUERIES:
+      raise ValueError(f"clex: unknown log_scale_queries {self.log_scale_queries!r}; "
+                       f"valid: {', '.join(LOG_SCALE_QUERIES)}")
+    if self.log_scale_queries != "none" and self.train_length < 2:
+      raise ValueError(f"clex: log_scale_queries={self.log_scale_queries!r} divides by "
+                       f"ln(train_length) and needs train_length >= 2, got {self.train_length}")
+
+  @property
+  def default_positions(self) -> str:
+    return "clex" if self.training_positions == "sample" else "contiguous"
+
+  def default_positions_options(self) -> dict:
+    return {"t_max": self.t_max} if self.training_positions == "sample" else {}
 
   def rotary(self, head_dim: int) -> nn.Module:
     if head_dim <= 2 or head_dim % 2:
       raise ValueError(f"clex needs an even head_dim > 2, got {head_dim}")
     return ClexRotary(head_dim, self.base, self.t_max, self.train_length, self.layout,
-                      self.hidden_factor, self.log_scale_queries)
+                      self.hidden_factor, self.log_scale_queries, self.training_positions)

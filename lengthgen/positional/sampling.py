@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lengthgen.positional.abacus import abacus_sampler
+from lengthgen.positional.base import Encoding
 
 
 def contiguous(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
@@ -56,6 +57,30 @@ def offset(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: boo
   return positions.astype(np.int32)
 
 
+def clex(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
+         vocab: list[str], t_max: int = 4) -> np.ndarray:
+  """CLEX's training positions (Chen et al. 2023, as in the authors' code): a scale t uniform
+  in {1..t_max} per batch and a sorted random subset of T positions of [0, T t) that keeps
+  0 and T t - 1 (T tokens), the same for every example; 0..T-1 at evaluation.
+
+  The CLEX rotary reads t back as (max position + 1) / T. This is the default sampler of
+  ``clex`` (``training_positions="sample"``), which passes its ``t_max``.
+  """
+  del vocab
+  positions = contiguous(tokens_BT, None, train=train, vocab=[])
+  b, n = positions.shape
+  if not train or n < 2:
+    return positions
+  if rng is None:
+    raise ValueError("clex positions need a random generator during training")
+  if not isinstance(t_max, int) or t_max < 1:
+    raise ValueError(f"clex positions: t_max must be an integer >= 1, got {t_max!r}")
+  t = int(rng.integers(1, t_max + 1))
+  inner = np.sort(rng.choice(n * t - 2, size=n - 2, replace=False)) + 1
+  chosen = np.concatenate([[0], inner, [n * t - 1]]).astype(np.int32)
+  return np.broadcast_to(chosen, (b, n)).copy()
+
+
 def _anchor(tokens_BT, rng, *, train, vocab, max_offset: int = 0):
   return offset(tokens_BT, rng, train=train, vocab=vocab, max_offset=max_offset, anchor=True)
 
@@ -66,7 +91,19 @@ POSITION_SAMPLERS = {
     "offset": offset,
     "anchor": _anchor,
     "abacus": abacus_sampler,
+    "clex": clex,
 }
+
+
+def resolve_sampler(encoding: Encoding, name: str, options) -> tuple[str, dict]:
+  """The sampler a config's ``positions`` and ``positions_options`` mean for ``encoding``.
+
+  ``"default"`` is the encoding's own sampler with the options the encoding gives it
+  (``Encoding.default_positions_options``, e.g. CLEX's ``t_max``); ``options`` override them.
+  """
+  if name == "default":
+    return encoding.default_positions, {**encoding.default_positions_options(), **options}
+  return name, dict(options)
 
 
 def sample_positions(name: str, tokens_BT: np.ndarray, rng: np.random.Generator | None, *,
