@@ -2,7 +2,12 @@
 
 Subpackages: ``positional`` (encodings), ``attention`` (reference attention and dispatch),
 ``kernels`` (Pallas flash attention), ``tasks`` (algorithmic tasks); modules ``model``,
-``train``, ``evaluate``, ``data``, ``checkpointing``, ``metrics``, ``plotting``.
+``train``, ``evaluate``, ``data``, ``checkpointing``, ``metrics``, ``plotting``. Importing
+``lengthgen``, ``lengthgen.positional`` or ``lengthgen.attention`` costs about what jax and
+flax cost: the kernels, CLEX's ODE solver and the training stack load on first use.
+
+Shape suffixes in names: B batch, T queries, S keys, H heads, D head dim, F rotary
+frequencies (D // 2 or fewer), W width, V vocabulary.
 """
 
 __version__ = "0.1.0"

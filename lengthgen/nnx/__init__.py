@@ -20,18 +20,29 @@ Shapes: B batch, T queries, S keys, H heads, D head dim, W width.
     from flax import nnx
     import jax.numpy as jnp
     import lengthgen.nnx as lnnx
+    import lengthgen.positional as pe
     from lengthgen.attention.layer import AttentionSpec
 
     rngs = nnx.Rngs(0)
     spec = AttentionSpec(num_heads=4, head_dim=8, normalizer="ssmax", causal=True)
     layer = lnnx.MultiHeadAttention(spec, width=32, rngs=rngs)
-    t5 = lnnx.RelativeBiasModule(num_heads=4, bidirectional=False, rngs=rngs)
+    fire = lnnx.FireBias(num_heads=4, rngs=rngs)                   # dense [B, H, T, S]
+    clex = lnnx.ClexRotary(pe.get("clex", t_max=2, train_length=8), head_dim=8, rngs=rngs)
     positions_BT = jnp.broadcast_to(jnp.arange(10), (2, 10))
     y_BTW, _ = layer(jnp.ones((2, 10, 32)), positions_BT=positions_BT,
-                     bias=t5(positions_BT, positions_BT), lengths=jnp.array([10, 7]))
+                     rotation=clex(positions_BT), bias=fire(positions_BT, positions_BT),
+                     lengths=jnp.array([10, 7]))                    # [2, 10, 32]
 
-    # From a linen checkpoint: the same module, its parameters.
-    # lnnx.MultiHeadAttention.from_linen(linen_layer, params["block_0"]["attention"])
+Converters, from a linen module and its parameters (``variables["params"]`` of its
+``init``, or its sub-tree of a model's, e.g. ``params["block_0"]["attention"]``):
+
+    LearnedEmbedding.from_linen(module, params)       # also the abacus encoding's module
+    RelativeBiasModule.from_linen(module, params)
+    FireBias.from_linen(module, params)
+    ClexRotary.from_linen(module, params, *, rngs=None)
+    MultiHeadAttention.from_linen(module, params)
+    m.linen_params() -> dict                          # back to a linen params tree
+    load_linen_params(m, params)                      # in place, into an existing module
 
 Importing ``lengthgen.positional`` or ``lengthgen.attention`` does not import this package.
 """

@@ -1,19 +1,19 @@
 """CLEX (Chen et al. 2023) in ``flax.nnx``: RoPE frequencies from a learned ODE over the scale.
 
-The module owns the ODE field's two matrices; the log-frequencies z(t) at t = 1..t_max come
-from the shared ``lengthgen.positional.clex.solve_log_frequencies`` (diffrax) and the angles
-from ``lengthgen.positional.rope.rope_angles``. Training draws the scale t from
-{1..t_max} (from the module's "dropout" stream, or the ``rngs`` of the call) and multiplies
-the positions by it; evaluation uses t = min(ceil(L / train_length), t_max) for L positions.
+The module owns the ODE field's two matrices and takes every option from a
+``lengthgen.positional.Clex`` encoding. The log-frequencies z(t) at t = 1..t_max come from
+the shared ``solve_log_frequencies`` (diffrax), the scale t and the query factor from
+``clex_scale_factor`` and ``clex_query_scale``, the angles from ``rope_angles``; see
+``lengthgen.positional.clex`` for what ``training_positions`` and ``log_scale_queries`` mean.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from lengthgen.nnx import convert
@@ -35,38 +35,33 @@ def _dropout_stream(rngs: nnx.Rngs | nnx.RngStream | None):
 class ClexRotary(convert.LinenCounterpart):
   """CLEX's rotation of q and k, with a learned ODE field.
 
-  The counterpart of ``lengthgen.positional.clex.ClexRotary`` (the ``clex`` encoding's
-  ``rotary(head_dim)``); arguments as its fields, defaults as the ``Clex`` encoding's.
+  The counterpart of ``lengthgen.positional.clex.ClexRotary``, the linen module of
+  ``encoding.rotary(head_dim)``.
 
   Args:
+    encoding: a ``lengthgen.positional.Clex`` (base, layout, t_max, train_length,
+      hidden_factor, log_scale_queries, training_positions), e.g. ``pe.get("clex")``.
     head_dim: D, even and > 2 (all of it rotates; F = D // 2 frequencies).
-    base: the RoPE base (10000.0 in ``Clex``).
-    t_max: the largest scale factor (4 in ``Clex``).
-    train_length: the training length the scale is measured against (64 in ``Clex``).
-    layout: "half" (GPT-NeoX) or "interleaved" (GPT-J).
-    hidden_factor: the field's hidden width is ``hidden_factor * F``.
-    log_scale_queries: multiply q by max(1, log L / log train_length).
     rngs: initializes ``w_up`` (lecun-normal; ``w_down`` starts at zero, so CLEX starts as
-      NTK-aware scaling) and gives the "dropout" stream that draws t in training.
+      NTK-aware scaling) and gives the "dropout" stream that draws t in training with
+      ``training_positions="multiply"``.
 
   Attributes:
     w_up: ``nnx.Param`` float32 [F, hidden_factor * F].
     w_down: ``nnx.Param`` float32 [hidden_factor * F, F].
+
+  Raises:
+    ValueError: ``head_dim`` is odd or <= 2 (as ``encoding.rotary`` raises).
   """
 
-  def __init__(self, head_dim: int, base: float = 10000.0, t_max: int = 4,
-               train_length: int = 64, layout: str = "half", hidden_factor: int = 2,
-               log_scale_queries: bool = False, *, rngs: nnx.Rngs):
+  def __init__(self, encoding: linen_clex.Clex, head_dim: int, *, rngs: nnx.Rngs):
+    encoding.rotary(head_dim)  # the encoding's own check of head_dim
+    self.encoding = encoding
     self.head_dim = head_dim
-    self.base = base
-    self.t_max = t_max
-    self.train_length = train_length
-    self.layout = layout
-    self.log_scale_queries = log_scale_queries
-    f = head_dim // 2
-    self.w_up = nnx.Param(
-        nnx.initializers.lecun_normal()(rngs.params(), (f, hidden_factor * f), jnp.float32))
-    self.w_down = nnx.Param(jnp.zeros((hidden_factor * f, f), jnp.float32))
+    f, hidden = head_dim // 2, encoding.hidden_factor * (head_dim // 2)
+    self.w_up = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (f, hidden),
+                                                          jnp.float32))
+    self.w_down = nnx.Param(jnp.zeros((hidden, f), jnp.float32))
     self.rngs = _dropout_stream(rngs)
 
   def __call__(self, positions_BT: jax.Array, *, train: bool = False,
@@ -74,30 +69,32 @@ class ClexRotary(convert.LinenCounterpart):
     """The rotation for ``positions_BT`` (one ODE solve per call).
 
     Args:
-      positions_BT: int [B, T] positions; L = max position + 1 picks t at evaluation.
-      train: draw t in {1..t_max} and scale the positions by it.
-      rngs: in training, the key source (a key, an ``nnx.Rngs`` whose "dropout" stream is
-        used, or an ``nnx.RngStream``); default: the module's stream.
+      positions_BT: int [B, T] positions; L = max position + 1 picks t.
+      train: training behaviour: t read back from the ``clex`` sampler's positions
+        (``training_positions="sample"``) or drawn in {1..t_max} and multiplied into the
+        positions (``"multiply"``).
+      rngs: for ``"multiply"`` in training, the key source (a key, an ``nnx.Rngs`` whose
+        "dropout" stream is used, or an ``nnx.RngStream``); default: the module's stream.
 
     Returns:
       ``Rotation`` with float32 cos/sin [B, T, F], to apply to q [B, T, H, D] and k.
     """
+    e = self.encoding
     zs = linen_clex.solve_log_frequencies(self.w_up[...], self.w_down[...],
-                                          head_dim=self.head_dim, base=self.base,
-                                          t_max=self.t_max)
-    # Choosing t, scaling the positions and the query scale are inline in the linen
-    # module too; the ODE solve and the angles are the shared pure functions.
+                                          head_dim=self.head_dim, base=e.base, t_max=e.t_max)
+    # Which t, and the positions it scales, are chosen inline as in the linen module.
     length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
-    if train:
-      t = jax.random.randint(self._key(rngs), (), 1, self.t_max + 1)
+    if train and e.training_positions == "multiply":
+      t = jax.random.randint(self._key(rngs), (), 1, e.t_max + 1)
       positions_BT = positions_BT * t
+    elif train:  # the clex sampler's positions span T * t
+      t = linen_clex.clex_scale_factor(length, divisor=positions_BT.shape[-1], t_max=e.t_max)
     else:
-      t = jnp.clip(jnp.ceil(length / self.train_length), 1, self.t_max).astype(jnp.int32)
+      t = linen_clex.clex_scale_factor(length, divisor=e.train_length, t_max=e.t_max)
     cos, sin = rope_angles(positions_BT, jnp.exp(zs[t - 1]))
-    q_scale = 1.0
-    if self.log_scale_queries:
-      q_scale = jnp.maximum(1.0, jnp.log(length) / np.log(self.train_length))
-    return Rotation(cos, sin, layout=self.layout, q_scale=q_scale)
+    q_scale = linen_clex.clex_query_scale(length, train_length=e.train_length,
+                                          mode=e.log_scale_queries, train=train)
+    return Rotation(cos, sin, layout=e.layout, q_scale=q_scale)
 
   def _key(self, rngs) -> jax.Array:
     rngs = self.rngs if rngs is None else rngs
@@ -107,8 +104,8 @@ class ClexRotary(convert.LinenCounterpart):
       return rngs()
     if isinstance(rngs, jax.Array):
       return rngs
-    raise ValueError("ClexRotary(train=True) draws the scale t: pass rngs= to the call or "
-                     "build the module with rngs")
+    raise ValueError("ClexRotary(train=True) with training_positions='multiply' draws the "
+                     "scale t: pass rngs= to the call or build the module with rngs")
 
   @classmethod
   def from_linen(cls, module: linen_clex.ClexRotary, params: Mapping[str, Any], *,
@@ -116,20 +113,21 @@ class ClexRotary(convert.LinenCounterpart):
     """The nnx module equal to the linen ``module`` with parameters ``params``.
 
     Args:
-      module: the linen module, e.g. ``pe.get("clex", t_max=4).rotary(16)``.
+      module: the linen module, e.g. ``pe.get("clex", t_max=4).rotary(16)``; its fields
+        become the ``Clex`` encoding's options.
       params: its parameters ``{"w_up": [F, hF], "w_down": [hF, F]}`` (or
         ``{"params": {...}}``).
-      rngs: the stream that draws t in training (its "dropout" stream); None: pass ``rngs``
-        to each training call.
+      rngs: the stream that draws t in training with ``training_positions="multiply"``
+        (its "dropout" stream); None: pass ``rngs`` to such calls.
 
     Raises:
       TypeError: ``module`` is not that linen module.
       ValueError: a parameter is missing or of another shape.
     """
     convert.check_linen_module(module, linen_clex.ClexRotary)
-    out = convert.build_from_linen(
-        lambda r: cls(module.head_dim, module.base, module.t_max, module.train_length,
-                      module.layout, module.hidden_factor, module.log_scale_queries, rngs=r),
-        params)
+    encoding = linen_clex.Clex(**{f.name: getattr(module, f.name)
+                                  for f in dataclasses.fields(linen_clex.Clex)
+                                  if hasattr(module, f.name)})
+    out = convert.build_from_linen(lambda r: cls(encoding, module.head_dim, rngs=r), params)
     out.rngs = _dropout_stream(rngs)
     return out

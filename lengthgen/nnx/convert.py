@@ -38,7 +38,7 @@ def load_linen_params(module: nnx.Module, params: Mapping[str, Any]) -> None:
 
   Raises:
     ValueError: a parameter is missing, unexpected or of another shape; the message names
-      it by its path.
+      each one by its path.
   """
   state = nnx.state(module, nnx.Param)
   expected = traverse_util.flatten_dict(nnx.to_pure_dict(state), sep="/")
@@ -48,10 +48,11 @@ def load_linen_params(module: nnx.Module, params: Mapping[str, Any]) -> None:
   if missing or unexpected:
     raise ValueError(f"{name}: the linen parameters do not match; missing {missing}, "
                      f"unexpected {unexpected} (expected {sorted(expected)})")
-  for path, want in expected.items():
-    if tuple(jnp.shape(given[path])) != tuple(want.shape):
-      raise ValueError(f"{name}: linen parameter {path} has shape {jnp.shape(given[path])}, "
-                       f"the module expects {tuple(want.shape)}")
+  wrong = [f"{path} has shape {tuple(jnp.shape(given[path]))}, the module expects "
+           f"{tuple(want.shape)}" for path, want in expected.items()
+           if tuple(jnp.shape(given[path])) != tuple(want.shape)]
+  if wrong:
+    raise ValueError(f"{name}: linen parameters of another shape: {'; '.join(wrong)}")
   values = traverse_util.unflatten_dict(
       {path: jnp.asarray(value) for path, value in given.items()}, sep="/")
   nnx.replace_by_pure_dict(state, values)
