@@ -6,7 +6,6 @@ import importlib.metadata
 import os
 import re
 import shutil
-import site
 import subprocess
 import sys
 import tomllib
@@ -102,21 +101,15 @@ def _readme_library_example() -> str:
   return block.group(1)
 
 
-def _link_installed_packages(core: str, train: str) -> None:
-  """Links every top-level entry of this venv's site-packages into ``core``, except
-  lengthgen's own (its editable install); the train extra's distributions go to ``train``."""
-  train_entries = set()
-  for dist in ("matplotlib", "ml-collections", "tqdm"):
-    train_entries |= {str(f).split("/")[0]
-                      for f in importlib.metadata.distribution(dist).files or []}
-  for directory in site.getsitepackages():
-    for name in os.listdir(directory):
-      if (name.startswith(("lengthgen", "__editable__", "__pycache__", "_distutils_hack"))
-          or name.endswith(".pth")):
-        continue
-      target = os.path.join(train if name in train_entries else core, name)
-      if not os.path.lexists(target):
-        os.symlink(os.path.join(directory, name), target)
+def _link_distributions(names: set[str], directory: str) -> None:
+  """Links the top-level packages, modules and metadata of these installed distributions
+  into ``directory``."""
+  for name in names:
+    dist = importlib.metadata.distribution(name)
+    for top in {str(f).split("/")[0] for f in dist.files or []} - {"..", "__pycache__"}:
+      source, target = str(dist.locate_file(top)), os.path.join(directory, top)
+      if os.path.lexists(source) and not os.path.lexists(target):
+        os.symlink(source, target)
 
 
 def _run(cmd, cwd, env, timeout=300):
@@ -134,12 +127,13 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
 
   Offline and without downloads: the wheel is built from a copy of the build inputs with this
   venv's setuptools (``--no-build-isolation``, ``--no-index``) and installed with
-  ``--no-deps``. The fresh venv sees this venv's other packages through a ``.pth`` file that
-  names a directory of symlinks to them, lengthgen's editable install left out, so the
-  lengthgen it imports is the wheel's. (``venv --system-site-packages`` would expose the base
-  interpreter's site-packages, not this venv's.) The train extra's packages (matplotlib,
-  ml-collections, tqdm) are linked into a second directory, on PYTHONPATH only for the runs
-  that need it, so the library example runs as a core-only install would.
+  ``--no-deps``. The fresh venv sees this venv's packages through a ``.pth`` file naming a
+  directory of symlinks to exactly the distributions the core install needs (their closure
+  from the installed metadata, scripts/lock.py), plus pip; lengthgen's editable install is
+  not among them, so the lengthgen it imports is the wheel's, and a core module importing an
+  undeclared dependency fails. (``venv --system-site-packages`` would expose the base
+  interpreter's site-packages, not this venv's.) What the train extra adds is linked into a
+  second directory, on PYTHONPATH only for the console script's runs.
   """
   src, dist, env_dir = tmp_path / "src", tmp_path / "dist", tmp_path / "env"
   core, train, outside = tmp_path / "core", tmp_path / "train", tmp_path / "outside"
@@ -164,7 +158,10 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
   python = str(env_dir / "bin" / "python")
   purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                  cwd=outside, env=dict(os.environ)).stdout.strip()
-  _link_installed_packages(str(core), str(train))
+  closure = load_file("scripts/lock.py").closure
+  core_dists = {*closure(extras=()), "pip"}
+  _link_distributions(core_dists, str(core))
+  _link_distributions(set(closure(extras=("train",))) - core_dists, str(train))
   with open(os.path.join(purelib, "installed_packages.pth"), "w") as f:
     f.write(f"{core}\n")
   env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
