@@ -277,8 +277,8 @@ def test_nnx_defaults_are_the_linen_ones(nnx_cls, linen_defaults):
   assert {n: params[n].default for n in linen_defaults} == linen_defaults
 
 
-@pytest.mark.parametrize("name", ["fire"] + [pytest.param(n, marks=pytest.mark.slow)
-                                             for n in ("learned", "t5", "clex", "attention")])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["learned", "t5", "fire", "clex", "attention"])
 def test_fresh_init_matches_linen_where_linen_init_is_deterministic(name):
   rngs = nnx.Rngs(0)
   pos = POSITIONS_BT
@@ -303,15 +303,22 @@ def test_fresh_init_matches_linen_where_linen_init_is_deterministic(name):
   chex.assert_trees_all_equal_shapes_and_dtypes(got, inits[0])
   fixed = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), *inits)
   assert any(jax.tree.leaves(fixed)) or name in ("learned", "t5")
-  jax.tree.map(lambda g, want, f: np.testing.assert_array_equal(g, want) if f else None,
-               got, inits[0], fixed)
+
+  def check(got_leaf, want_leaf, deterministic):
+    if deterministic:
+      np.testing.assert_array_equal(got_leaf, want_leaf)
+    elif np.size(want_leaf) >= 16:  # random: the same scale (normal(0.02), lecun-normal)
+      assert 0.5 < float(np.std(got_leaf) / np.std(want_leaf)) < 2.0
+
+  jax.tree.map(check, got, inits[0], fixed)
   if name == "attention":
     np.testing.assert_array_equal(got["ssmax_scale"], [0.25, 0.25])
 
 
 def test_from_linen_names_what_does_not_fit():
   linen = pe.get("fire", hidden=8).bias(3, causal=True)
-  params = linen.init(jax.random.key(0), POSITIONS_BT, POSITIONS_BT)["params"]
+  params = random_like(jax.eval_shape(linen.init, jax.random.key(0), POSITIONS_BT,
+                                      POSITIONS_BT)["params"], 0)
   with pytest.raises(ValueError, match=r"FireBias: .*hidden/kernel has shape \(1, 8\), the "
                                        r"module expects \(1, 4\)"):
     lnnx.FireBias.from_linen(fire.FireBias(3, hidden=4), params)
