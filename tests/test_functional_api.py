@@ -27,6 +27,9 @@ VARIANTS = [
     ("rope_ntk", dict(dynamic=True, scale=2.0, train_length=6)),
     ("rope_yarn", dict(scale=4.0, train_length=6)),          # attention factor on q
     ("rope_yarn", dict(scale=8.0, train_length=6, ramp="rotations", layout="interleaved")),
+    ("clex", dict(t_max=3, train_length=4)),                 # learned ODE weights as params
+    ("clex", dict(t_max=3, train_length=4, training_positions="multiply",
+                  log_scale_queries="clamped", layout="interleaved")),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" for n, o in VARIANTS]
 
@@ -40,25 +43,36 @@ def _qk(seed=0, b=2, t=9, s=None, h=2):
 
 def test_every_rotary_encoding_of_the_registry_is_covered():
   rotary = {name for name in pe.ENCODINGS if pe.get(name).rotary(D) is not None}
-  assert rotary - {"clex"} <= {name for name, _ in VARIANTS}
+  assert rotary <= {name for name, _ in VARIANTS}
   for name in set(pe.ENCODINGS) - rotary:  # the others leave q and k alone
     q, k = _qk()
     got = pe.get(name).rotate_qk(q, k, jnp.broadcast_to(jnp.arange(9), (2, 9)))
     assert got[0] is q and got[1] is k
 
 
-@pytest.mark.parametrize("train", [False, True])
-@pytest.mark.parametrize("name,options", VARIANTS, ids=IDS)
+# Each CLEX case compiles ODE solves (seconds): one in the default run, the others slow.
+AGAINST_MODULE = [
+    pytest.param(n, o, train, id=f"{i}-{'train' if train else 'eval'}",
+                 marks=pytest.mark.slow if n == "clex" and (i, train) != (IDS[11], True) else ())
+    for (n, o), i in zip(VARIANTS, IDS) for train in (False, True)]
+
+
+@pytest.mark.parametrize("name,options,train", AGAINST_MODULE)
 def test_rotate_qk_equals_the_linen_module(name, options, train):
   enc = pe.get(name, **options)
   module = enc.rotary(D)
   positions = jnp.asarray([[0, 1, 2, 3, 5, 8, 9, 12, 13], [2, 3, 4, 5, 6, 7, 8, 9, 10]])
   key = jax.random.key(3)
-  rotation = module.apply({}, positions, train=train, rngs={"dropout": key})
+  variables = module.init(jax.random.key(0), positions)  # CLEX's w_up, w_down; else empty
+  if name == "clex":  # a learned field, not the NTK start
+    variables = jax.tree.map(lambda w: w + 0.1, variables)
+  rotation = module.apply(variables, positions, train=train, rngs={"dropout": key})
   # The key the module's own draw uses (its first make_rng of the "dropout" stream).
-  module_key = nn.apply(lambda m: m.make_rng("dropout"), module)({}, rngs={"dropout": key})
+  module_key = nn.apply(lambda m: m.make_rng("dropout"), module)(variables,
+                                                                 rngs={"dropout": key})
   q, k = _qk()
-  got_q, got_k = enc.rotate_qk(q, k, positions, train=train, rng=module_key)
+  got_q, got_k = enc.rotate_qk(q, k, positions, train=train, rng=module_key,
+                               params=variables.get("params"))
   np.testing.assert_array_equal(got_q, rotation.apply(q, is_query=True))
   np.testing.assert_array_equal(got_k, rotation.apply(k, is_query=False))
   assert not np.allclose(got_q, q)
@@ -73,8 +87,8 @@ def test_rotate_qk_equals_the_linen_module(name, options, train):
     assert not np.allclose(got_q, plain_q) and not np.allclose(got_k, plain_k)
 
 
-# In the default run: a length-dependent encoding, and the attention factor with the GPT-J
-# layout; every other variant in the slow tier (a model per variant).
+# In the default run: dynamic NTK (length-dependent) and YaRN (attention factor, GPT-J
+# layout); every other variant, CLEX's learned params included, in the slow tier.
 IN_MODEL = [pytest.param(n, o, id=i, marks=() if i in (IDS[7], IDS[9]) else pytest.mark.slow)
             for (n, o), i in zip(VARIANTS, IDS)]
 
@@ -104,7 +118,9 @@ def test_rotate_qk_equals_the_models_rotary_path(name, options, monkeypatch):
   monkeypatch.setattr(layer_lib, "dot_product_attention", record_attention)
   with nn.intercept_methods(record_projection):
     model.apply(params, tokens, positions)
-  got_q, got_k = model.encoding.rotate_qk(seen["query"], seen["key"], positions)
+  rotary_params = params["params"].get("rotary")  # CLEX's ODE weights, read from the model
+  got_q, got_k = model.encoding.rotate_qk(seen["query"], seen["key"], positions,
+                                          params=rotary_params)
   np.testing.assert_array_equal(got_q, seen["q_rotated"])
   np.testing.assert_array_equal(got_k, seen["k_rotated"])
 
@@ -160,3 +176,21 @@ def test_rotation_arguments_are_checked():
     pe.get("rope_pi", train_scales=(1, 2)).rotate_qk(q, k, positions, train=True)
   with pytest.raises(ValueError, match=r"positions_BT must be \[B, T\]"):
     pe.apply_rope(q, positions[:, :5], pe.rope_inv_frequencies(D))
+
+
+def test_clex_in_plain_jax():
+  """init_params and explicit params: CLEX at its NTK start; its params are checked."""
+  enc = pe.get("clex", t_max=3, train_length=4)
+  params = enc.init_params(D, jax.random.key(0))
+  assert params["w_up"].shape == (8, 16) and not params["w_down"].any()
+  q, k = _qk(t=10)
+  positions = jnp.broadcast_to(jnp.arange(10), (2, 10))  # L = 10: t = ceil(10 / 4) = 3
+  got_q, got_k = enc.rotate_qk(q, k, positions, params=params)
+  ntk = pe.rope_inv_frequencies(D, base=pe.ntk_scaled_base(10000.0, D, 2 * 3 - 1))
+  factor = np.log(10) / np.log(4)  # log_scale_queries="eval": ln L / ln train_length
+  np.testing.assert_allclose(got_k, pe.apply_rope(k, positions, ntk), atol=2e-4)
+  np.testing.assert_allclose(got_q, pe.apply_rope(q, positions, ntk) * factor, atol=5e-4)
+  with pytest.raises(ValueError, match="params must be the ODE weights"):
+    enc.rotate_qk(q, k, positions)
+  with pytest.raises(ValueError, match=r"params\['w_up'\] must have shape \(8, 16\)"):
+    enc.rotate_qk(q, k, positions, params={**params, "w_up": params["w_up"][:4]})

@@ -171,7 +171,8 @@ class Encoding:
     q_rotation = self.rotation(head_dim, q_positions_BT, **hook)
     if q_rotation is None:
       return q_BTHD, k_BSHD
-    k_rotation = self.rotation(head_dim, k_positions_BS, **hook)
+    k_rotation = (q_rotation if k_positions_BS is q_positions_BT  # self-attention: one
+                  else self.rotation(head_dim, k_positions_BS, **hook))
     return q_rotation.apply(q_BTHD, is_query=True), k_rotation.apply(k_BSHD, is_query=False)
 
   def capped_query(self, q_BTHD: jax.Array, window, q_positions_BT: jax.Array,

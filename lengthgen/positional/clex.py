@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen.positional.base import Encoding, Rotation
+from lengthgen.positional.base import Encoding, Rotation, default_length
 from lengthgen.positional.rope import rope_angles, rope_inv_frequencies
 from lengthgen.positional.rotary import LAYOUTS
 
@@ -98,7 +98,49 @@ def clex_query_scale(length, *, train_length: int, mode: str, train: bool):
   return ratio if mode == "eval" else jnp.maximum(1.0, ratio)
 
 
+def clex_rotation(positions_BT: jax.Array, w_up, w_down, *, head_dim: int, base: float,
+                  t_max: int, train_length: int, layout: str = "half",
+                  log_scale_queries: str = "eval", training_positions: str = "sample",
+                  length=None, train: bool = False, rng: jax.Array | None = None) -> Rotation:
+  """CLEX's rotation at ``positions_BT`` from the ODE field's weights; pure.
+
+  Args:
+    positions_BT: [B, T] positions.
+    w_up: float32 [F, hidden_factor * F] and ``w_down`` [hidden_factor * F, F], F = D // 2:
+      the ODE field's learned weights (``ClexRotary``'s ``w_up`` and ``w_down``).
+    head_dim, base, t_max, train_length, layout, log_scale_queries, training_positions: the
+      ``Clex`` options (see the module docstring).
+    length: the sequence length L that picks t at evaluation and scales q (number or scalar
+      array); default ``max(positions_BT) + 1``.
+    train: training-time t: drawn (``"multiply"``) or read back from the ``clex`` sampler's
+      positions as ceil(L / T) with T = ``positions_BT.shape[-1]`` (``"sample"``).
+    rng: ``jax.random`` key for the drawn t; needed when ``train`` with ``"multiply"``.
+
+  Returns:
+    A ``Rotation``: float32 cos/sin [B, T, F], q_scale from ``clex_query_scale``.
+  """
+  zs = solve_log_frequencies(w_up, w_down, head_dim=head_dim, base=base, t_max=t_max)
+  length = default_length(positions_BT) if length is None else jnp.asarray(length,
+                                                                             jnp.float32)
+  if train and training_positions == "multiply":
+    if rng is None:
+      raise ValueError("clex with training_positions='multiply' draws t in training: pass "
+                       "rng (a jax.random key) when train=True")
+    t = jax.random.randint(rng, (), 1, t_max + 1)
+    positions_BT = positions_BT * t
+  elif train:  # the clex sampler's positions span T * t
+    t = clex_scale_factor(length, divisor=positions_BT.shape[-1], t_max=t_max)
+  else:
+    t = clex_scale_factor(length, divisor=train_length, t_max=t_max)
+  cos, sin = rope_angles(positions_BT, jnp.exp(zs[t - 1]))
+  q_scale = clex_query_scale(length, train_length=train_length, mode=log_scale_queries,
+                             train=train)
+  return Rotation(cos, sin, layout=layout, q_scale=q_scale)
+
+
 class ClexRotary(nn.Module):
+  """CLEX's rotary hook: owns ``w_up`` and ``w_down``, computes ``clex_rotation``."""
+
   head_dim: int
   base: float
   t_max: int
@@ -113,20 +155,12 @@ class ClexRotary(nn.Module):
     f = self.head_dim // 2
     w_up = self.param("w_up", nn.initializers.lecun_normal(), (f, self.hidden_factor * f))
     w_down = self.param("w_down", nn.initializers.zeros, (self.hidden_factor * f, f))
-    zs = solve_log_frequencies(w_up, w_down, head_dim=self.head_dim, base=self.base,
-                               t_max=self.t_max)
-    length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
-    if train and self.training_positions == "multiply":
-      t = jax.random.randint(self.make_rng("dropout"), (), 1, self.t_max + 1)
-      positions_BT = positions_BT * t
-    elif train:  # the clex sampler's positions span T * t
-      t = clex_scale_factor(length, divisor=positions_BT.shape[-1], t_max=self.t_max)
-    else:
-      t = clex_scale_factor(length, divisor=self.train_length, t_max=self.t_max)
-    cos, sin = rope_angles(positions_BT, jnp.exp(zs[t - 1]))
-    q_scale = clex_query_scale(length, train_length=self.train_length,
-                               mode=self.log_scale_queries, train=train)
-    return Rotation(cos, sin, layout=self.layout, q_scale=q_scale)
+    rng = (self.make_rng("dropout") if train and self.training_positions == "multiply"
+           else None)
+    return clex_rotation(positions_BT, w_up, w_down, head_dim=self.head_dim, base=self.base,
+                         t_max=self.t_max, train_length=self.train_length, layout=self.layout,
+                         log_scale_queries=self.log_scale_queries,
+                         training_positions=self.training_positions, train=train, rng=rng)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,3 +205,46 @@ class Clex(Encoding):
       raise ValueError(f"clex needs an even head_dim > 2, got {head_dim}")
     return ClexRotary(head_dim, self.base, self.t_max, self.train_length, self.layout,
                       self.hidden_factor, self.log_scale_queries, self.training_positions)
+
+  def init_params(self, head_dim: int, key: jax.Array) -> dict[str, jax.Array]:
+    """Initial ODE weights for ``rotation`` / ``rotate_qk`` (plain JAX).
+
+    Args:
+      head_dim: D (even, > 2).
+      key: a ``jax.random`` key.
+
+    Returns:
+      {"w_up": float32 [F, hidden_factor * F] lecun-normal, "w_down": float32
+      [hidden_factor * F, F] zeros}, F = D // 2: the linen module's initializers (not its
+      draws), so CLEX starts as NTK-aware scaling.
+    """
+    self.rotary(head_dim)  # checks head_dim
+    f = head_dim // 2
+    return {"w_up": nn.initializers.lecun_normal()(key, (f, self.hidden_factor * f)),
+            "w_down": jnp.zeros((self.hidden_factor * f, f), jnp.float32)}
+
+  def rotation(self, head_dim: int, positions_BT: jax.Array, *, length=None,
+               train: bool = False, rng=None, params=None) -> Rotation:
+    """Pure rotary hook (see ``Encoding.rotation``), the ODE weights given as ``params``.
+
+    ``params``: {"w_up": [F, hidden_factor * F], "w_down": [hidden_factor * F, F]}, the
+    ``rotary`` module's parameters or ``init_params``. ``rng`` is needed to train with
+    ``training_positions="multiply"``; in training with ``"sample"`` t is read back from the
+    positions, so pass those of the whole training sequence.
+    """
+    self.rotary(head_dim)  # checks head_dim
+    f, hidden = head_dim // 2, self.hidden_factor * (head_dim // 2)
+    want = {"w_up": (f, hidden), "w_down": (hidden, f)}
+    if params is None or set(params) != set(want):
+      raise ValueError(f"clex: params must be the ODE weights {{'w_up': {want['w_up']}, "
+                       f"'w_down': {want['w_down']}}} (Clex.init_params, or the rotary "
+                       f"module's parameters); got {None if params is None else sorted(params)}")
+    for name, shape in want.items():
+      if tuple(jnp.shape(params[name])) != shape:
+        raise ValueError(f"clex: params[{name!r}] must have shape {shape} for head_dim "
+                         f"{head_dim}, got {tuple(jnp.shape(params[name]))}")
+    return clex_rotation(positions_BT, params["w_up"], params["w_down"], head_dim=head_dim,
+                         base=self.base, t_max=self.t_max, train_length=self.train_length,
+                         layout=self.layout, log_scale_queries=self.log_scale_queries,
+                         training_positions=self.training_positions, length=length,
+                         train=train, rng=rng)
