@@ -1,9 +1,9 @@
 """CLEX (Chen et al. 2023) in ``flax.nnx``: RoPE frequencies from a learned ODE over the scale.
 
 The module owns the ODE field's two matrices and takes every option from a
-``lengthgen.positional.Clex`` encoding. The log-frequencies z(t) at t = 1..t_max come from
-the shared ``solve_log_frequencies`` (diffrax), the scale t and the query factor from
-``clex_scale_factor`` and ``clex_query_scale``, the angles from ``rope_angles``; see
+``lengthgen.positional.Clex`` encoding; its rotation is the encoding's pure
+``Clex.rotation`` (``clex_rotation``: the diffrax ODE solve, the scale t, the angles and the
+query factor), the function the linen ``ClexRotary`` wraps too. See
 ``lengthgen.positional.clex`` for what ``training_positions`` and ``log_scale_queries`` mean.
 """
 
@@ -13,13 +13,11 @@ import dataclasses
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from lengthgen.nnx import convert
 from lengthgen.positional import clex as linen_clex
 from lengthgen.positional.base import Rotation
-from lengthgen.positional.rope import rope_angles
 
 
 def _dropout_stream(rngs: nnx.Rngs | nnx.RngStream | None):
@@ -42,8 +40,8 @@ class ClexRotary(convert.LinenCounterpart):
     encoding: a ``lengthgen.positional.Clex`` (base, layout, t_max, train_length,
       hidden_factor, log_scale_queries, training_positions), e.g. ``pe.get("clex")``.
     head_dim: D, even and > 2 (all of it rotates; F = D // 2 frequencies).
-    rngs: initializes ``w_up`` (lecun-normal; ``w_down`` starts at zero, so CLEX starts as
-      NTK-aware scaling) and gives the "dropout" stream that draws t in training with
+    rngs: initializes the weights with ``encoding.init_params`` (``w_up`` lecun-normal,
+      ``w_down`` zero, so CLEX starts as NTK-aware scaling) and gives the "dropout" stream that draws t in training with
       ``training_positions="multiply"``.
 
   Attributes:
@@ -51,17 +49,15 @@ class ClexRotary(convert.LinenCounterpart):
     w_down: ``nnx.Param`` float32 [hidden_factor * F, F].
 
   Raises:
-    ValueError: ``head_dim`` is odd or <= 2 (as ``encoding.rotary`` raises).
+    ValueError: ``head_dim`` is odd or <= 2 (``encoding.init_params`` checks it).
   """
 
   def __init__(self, encoding: linen_clex.Clex, head_dim: int, *, rngs: nnx.Rngs):
-    encoding.rotary(head_dim)  # the encoding's own check of head_dim
+    initial = encoding.init_params(head_dim, rngs.params())  # checks head_dim
     self.encoding = encoding
     self.head_dim = head_dim
-    f, hidden = head_dim // 2, encoding.hidden_factor * (head_dim // 2)
-    self.w_up = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (f, hidden),
-                                                          jnp.float32))
-    self.w_down = nnx.Param(jnp.zeros((hidden, f), jnp.float32))
+    self.w_up = nnx.Param(initial["w_up"])
+    self.w_down = nnx.Param(initial["w_down"])
     self.rngs = _dropout_stream(rngs)
 
   def __call__(self, positions_BT: jax.Array, *, train: bool = False,
@@ -80,21 +76,9 @@ class ClexRotary(convert.LinenCounterpart):
       ``Rotation`` with float32 cos/sin [B, T, F], to apply to q [B, T, H, D] and k.
     """
     e = self.encoding
-    zs = linen_clex.solve_log_frequencies(self.w_up[...], self.w_down[...],
-                                          head_dim=self.head_dim, base=e.base, t_max=e.t_max)
-    # Which t, and the positions it scales, are chosen inline as in the linen module.
-    length = jnp.max(positions_BT).astype(jnp.float32) + 1.0
-    if train and e.training_positions == "multiply":
-      t = jax.random.randint(self._key(rngs), (), 1, e.t_max + 1)
-      positions_BT = positions_BT * t
-    elif train:  # the clex sampler's positions span T * t
-      t = linen_clex.clex_scale_factor(length, divisor=positions_BT.shape[-1], t_max=e.t_max)
-    else:
-      t = linen_clex.clex_scale_factor(length, divisor=e.train_length, t_max=e.t_max)
-    cos, sin = rope_angles(positions_BT, jnp.exp(zs[t - 1]))
-    q_scale = linen_clex.clex_query_scale(length, train_length=e.train_length,
-                                          mode=e.log_scale_queries, train=train)
-    return Rotation(cos, sin, layout=e.layout, q_scale=q_scale)
+    rng = self._key(rngs) if train and e.training_positions == "multiply" else None
+    return e.rotation(self.head_dim, positions_BT, train=train, rng=rng,
+                      params={"w_up": self.w_up[...], "w_down": self.w_down[...]})
 
   def _key(self, rngs) -> jax.Array:
     rngs = self.rngs if rngs is None else rngs
