@@ -1,5 +1,5 @@
-"""The format options that give reverse, sort and summation Kazemnejad et al.'s layout
-(an instruction token first, their separators between elements); the defaults unchanged."""
+"""The format options that give reverse, sort, summation, parity and SCAN Kazemnejad et al.'s
+layout (an instruction token first, their separators between elements); defaults unchanged."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ KAZEMNEJAD = [("reverse", {"prompt": True, "alphabet_size": 100}),
               ("sort", {"prompt": True, "commas": True, "alphabet_size": 50}),
               ("sort", {"commas": True}), ("sort", {"prompt": True}),
               ("summation", {"prompt": True, "plus": True}), ("summation", {"plus": True}),
-              ("summation", {"prompt": True, "plus": True, "scratchpad": True})]
+              ("summation", {"prompt": True, "plus": True, "scratchpad": True}),
+              ("parity", {"prompt": True, "commas": True}),
+              ("parity", {"prompt": True, "commas": True, "scratchpad": True})]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" for n, o in KAZEMNEJAD]
 
 
@@ -36,6 +38,10 @@ def test_layouts_by_hand():
   assert m.vocab[-2:] == ["+", "<sum>"]
   assert m.verify(_ids(m, "<sum> 3 + 3 + 1 + 8 | 5")[0])
   assert not m.verify(_ids(m, "<sum> 3 + 3 + 1 + 8 | 4")[0])
+  p = tasks.get("parity", prompt=True, commas=True)
+  assert p.vocab[-2:] == [",", "<parity>"]
+  assert p.verify(_ids(p, "<parity> 1 , 0 , 1 , 1 | 1")[0])
+  assert not p.verify(_ids(p, "<parity> 1 , 0 , 1 , 1 | 0")[0])
 
 
 @pytest.mark.parametrize("name,options", KAZEMNEJAD, ids=IDS)
@@ -53,7 +59,7 @@ def test_samples_verify_and_have_the_layout(name, options):
         assert source[0] == task.vocab[-1] and task.vocab[-1] not in words[1:]
         source = source[1:]
       if options.get("commas") or options.get("plus"):
-        sep = "," if name == "sort" else "+"
+        sep = "+" if name == "summation" else ","
         assert len(source) == 2 * length - 1 and set(source[1::2]) <= {sep}
         if name == "sort":   # the answer has the commas too
           answer = words[words.index("|") + 1:]
@@ -70,6 +76,7 @@ def test_defaults_are_unchanged():
   assert tasks.get("reverse").vocab == ["<pad>", "|", "<eos>"] + [f"a{i}" for i in range(16)]
   assert tasks.get("sort").vocab == ["<pad>", "|", "<eos>"] + [f"a{i}" for i in range(64)]
   assert tasks.get("summation").vocab == ["<pad>", "|", "<eos>"] + [str(i) for i in range(10)]
+  assert tasks.get("parity").vocab == ["<pad>", "|", "<eos>", "0", "1"]
   rng = np.random.default_rng(3)
   source = rng.integers(3, 3 + 64, size=(4, 6), dtype=np.int32)
   batch = tasks.get("sort").sample(np.random.default_rng(3), 4, 6)
@@ -79,11 +86,34 @@ def test_defaults_are_unchanged():
   batch = tasks.get("summation").sample(np.random.default_rng(5), 4, 6)
   np.testing.assert_array_equal(batch.tokens[:, :6], digits + 3)
   np.testing.assert_array_equal(batch.tokens[:, 7], digits.sum(1) % 10 + 3)
+  bits = np.random.default_rng(7).integers(0, 2, size=(4, 6), dtype=np.int32)
+  batch = tasks.get("parity").sample(np.random.default_rng(7), 4, 6)
+  np.testing.assert_array_equal(batch.tokens[:, :6], bits + 3)
+  np.testing.assert_array_equal(batch.tokens[:, 7], bits.sum(1) % 2 + 3)
 
 
 @pytest.mark.parametrize("name,option", [("reverse", "prompt"), ("sort", "prompt"),
                                          ("sort", "commas"), ("summation", "prompt"),
-                                         ("summation", "plus")])
+                                         ("summation", "plus"), ("parity", "prompt"),
+                                         ("parity", "commas")])
 def test_non_boolean_options_are_refused(name, option):
   with pytest.raises(ValueError, match=f"task '{name}': {option} must be true or false"):
     tasks.get(name, **{option: 1})
+
+
+def test_scan_prompt_is_one_column_before_the_plain_layout():
+  plain = tasks.get("scan", missing="next")
+  prompted = tasks.get("scan", missing="next", prompt=True)
+  assert prompted.vocab == plain.vocab + ["<solve>"]
+  assert plain.vocab == tasks.get("scan").vocab and "<solve>" not in plain.vocab
+  for length in (1, 7, 23, 48):
+    a = plain.sample(np.random.default_rng(length), 16, length)
+    b = prompted.sample(np.random.default_rng(length), 16, length)
+    assert (b.tokens[:, 0] == len(prompted.vocab) - 1).all()
+    np.testing.assert_array_equal(b.tokens[:, 1:], a.tokens)
+    np.testing.assert_array_equal(b.targets[:, 1:], a.targets)
+    np.testing.assert_array_equal(b.targets[:, 0], a.tokens[:, 0])   # the first command word
+    assert not b.loss_mask[:, 0].any() and (b.loss_mask[:, 1:] == a.loss_mask).all()
+    assert all(prompted.verify(row) for row in b.tokens)
+  with pytest.raises(ValueError, match="task 'scan': prompt must be true or false"):
+    tasks.get("scan", prompt="yes")

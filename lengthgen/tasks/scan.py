@@ -19,6 +19,10 @@ length above it (23 -> 24), so an evaluation over every length 1..48 runs throug
 The command is 1..9 words long, so rows of one batch differ in width: every row is laid out
 ``command | actions <eos>`` and right-padded with token 0 (no loss) to the longest command
 of that output length, so the shape depends on the length only.
+
+``prompt=True`` starts every row with a fixed instruction token ``<solve>``, as Kazemnejad et
+al.'s SCAN split (``mdlen_tr25_ts48``, their ``scan_bos`` processor) starts every command with
+"Solve:": ``<solve> jump twice | JUMP JUMP``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ WORDS = PRIMITIVES + ("turn", "left", "right", "opposite", "around", "twice", "t
 ACTIONS = ("WALK", "LOOK", "RUN", "JUMP", "LTURN", "RTURN")
 MAX_WORDS = 9
 MISSING = ("error", "next")
+PROMPT = "<solve>"
 
 
 def _enumerate() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -104,16 +109,23 @@ def interpret(command: list[str]) -> list[str]:
 @dataclasses.dataclass(frozen=True)
 class Scan:
   missing: str = "error"
+  prompt: bool = False
   name = "scan"
   kind = "decoder"
   sep_id = 1
   eos_id = 2
-  vocab = [base.PAD, base.SEP, base.EOS] + list(WORDS) + list(ACTIONS)
 
   def __post_init__(self):
     if self.missing not in MISSING:
       raise ValueError(f"task 'scan': unknown missing {self.missing!r}; valid choices: "
                        f"{', '.join(MISSING)}")
+    if not isinstance(self.prompt, bool):
+      raise ValueError(f"task 'scan': prompt must be true or false; got {self.prompt!r}")
+
+  @property
+  def vocab(self) -> list[str]:
+    return ([base.PAD, base.SEP, base.EOS] + list(WORDS) + list(ACTIONS)
+            + ([PROMPT] if self.prompt else []))
 
   @staticmethod
   def valid_lengths() -> list[int]:
@@ -140,9 +152,15 @@ class Scan:
     targets[:, :-1] = tokens[:, 1:]
     targets = np.where(col == w + length, self.eos_id, targets)
     loss_mask = (col >= w) & (col <= w + length)
+    if self.prompt:  # the prompt predicts the first command word (no loss)
+      prompt = np.full((batch_size, 1), len(self.vocab) - 1)
+      targets = np.concatenate([tokens[:, :1], targets], axis=1)
+      tokens = np.concatenate([prompt, tokens], axis=1)
+      loss_mask = np.concatenate([np.zeros((batch_size, 1), bool), loss_mask], axis=1)
     return base.Batch(tokens.astype(np.int32), targets.astype(np.int32), loss_mask)
 
   def solve(self, source):
+    source = list(source)[1:] if self.prompt else list(source)
     actions = interpret([self.vocab[t] for t in source])
     return [self.vocab.index(a) for a in actions]
 
