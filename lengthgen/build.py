@@ -200,15 +200,19 @@ def setup(config: ExperimentConfig) -> Setup:
   return Setup(config, mixture, tuple(vocab), model)
 
 
-def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
-  """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping."""
-  schedule = optax.warmup_cosine_decay_schedule(
+def learning_rate_schedule(t: TrainConfig) -> optax.Schedule:
+  """The learning rate of each step: linear warm-up from 0, then cosine decay to 0."""
+  return optax.warmup_cosine_decay_schedule(
       0.0, t.learning_rate, warmup_steps=min(t.warmup_steps, t.steps),
       decay_steps=max(t.steps, 1), end_value=0.0)
+
+
+def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
+  """AdamW on ``learning_rate_schedule``, after global-norm gradient clipping."""
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
   return optax.chain(
       optax.clip_by_global_norm(t.grad_clip),
-      optax.adamw(schedule, weight_decay=t.weight_decay, mask=decay_mask))
+      optax.adamw(learning_rate_schedule(t), weight_decay=t.weight_decay, mask=decay_mask))
 
 
 def init_state(model, tx, inputs, seed: int) -> dict:
@@ -225,5 +229,5 @@ def seed_configs(config: ExperimentConfig) -> list[ExperimentConfig]:
           for i in range(t.num_seeds)]
 
 
-__all__ = ["MixtureTask", "Setup", "init_state", "load_config", "make_optimizer",
-           "seed_configs", "setup", "validate"]
+__all__ = ["MixtureTask", "Setup", "init_state", "learning_rate_schedule", "load_config",
+           "make_optimizer", "seed_configs", "setup", "validate"]

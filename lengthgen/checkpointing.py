@@ -21,6 +21,7 @@ import os
 import warnings
 from typing import Any
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
@@ -181,7 +182,7 @@ class Checkpointer:
     restored = self.restore_latest(state)
     if restored is None:
       return 0, state
-    print(f"Resuming from checkpoint step {restored[0]} in {self.directory}", flush=True)
+    logging.info("Resuming from checkpoint step %d in %s", restored[0], self.directory)
     return restored
 
   def close(self) -> None:

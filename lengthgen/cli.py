@@ -24,10 +24,10 @@ import sys
 from lengthgen import extras
 
 extras.require("ml_collections", "lengthgen-train")
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from lengthgen import configs, parallel, train  # noqa: E402
+from lengthgen import configs, metrics, parallel, train  # noqa: E402
 from lengthgen.config import ConfigError, ExperimentConfig, default_config_dict  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -47,6 +47,9 @@ _PROCESS_ID = flags.DEFINE_integer(
 _DISTRIBUTED_AUTO = flags.DEFINE_bool(
     "distributed_auto", False, "Multi-host: let jax.distributed.initialize() detect the cluster "
     "(SLURM, Open MPI, Cloud TPU).")
+_TENSORBOARD = flags.DEFINE_bool(
+    "tensorboard", True, "Also write the metrics as TensorBoard summaries in "
+    "WORKDIR/tensorboard/ (tensorboard --logdir WORKDIR, or a sweep's directory).")
 _VERBOSE = flags.DEFINE_bool("verbose", False,
                              "Show the full traceback of a configuration or run error.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -113,7 +116,7 @@ def _parse_flags(argv):
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save and restore at INFO
+  metrics.configure_logging()  # lengthgen's INFO lines on stderr, not orbax's
   try:
     parallel.initialize_from_env(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                  auto=_DISTRIBUTED_AUTO.value)
@@ -123,7 +126,7 @@ def _main(argv):
   try:
     config = ExperimentConfig.from_dict(_CONFIG.value)  # train_and_evaluate validates
     train.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
-                             new_run=_NEW_RUN.value)
+                             new_run=_NEW_RUN.value, tensorboard=_TENSORBOARD.value)
   except _USER_ERRORS as e:
     if _VERBOSE.value:
       raise

@@ -75,9 +75,12 @@ def eval_lengths(config: ExperimentConfig) -> range:
 
 
 def evaluate(setup, params, *, task_index: int = 0, seed: int | None = None) -> list[dict]:
-  """One row per evaluated length (``eval_lengths``) of one task of the mixture."""
+  """One row per evaluated length (``eval_lengths``) of one task of the mixture; a long
+  evaluation (20 lengths or more) shows its progress."""
+  lengths = eval_lengths(setup.config)
+  what = f"evaluating {setup.names[task_index]}" + ("" if seed is None else f" (seed {seed})")
   return [evaluate_length(setup, params, length, task_index=task_index, seed=seed)
-          for length in eval_lengths(setup.config)]
+          for length in metrics.progress(lengths, len(lengths), what)]
 
 
 def run_record(setup, params, config: ExperimentConfig) -> dict:

@@ -19,6 +19,7 @@ import json
 import os
 import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,8 +78,13 @@ def loss_fn(params, inputs, key, *, setup: Setup, train: bool):
   return loss, out
 
 
-def train_step(state, inputs, key, *, setup: Setup, tx):
-  """One optimizer step; pure. The dropout key is fold_in(key, step)."""
+def train_step(state, inputs, key, *, setup: Setup, tx, schedule=None):
+  """One optimizer step; pure. The dropout key is fold_in(key, step).
+
+  The metrics add ``grad_norm`` (global L2 norm of the gradients, before clipping) and
+  ``update_norm`` (of the parameter change this step made); with ``schedule``
+  (``build.learning_rate_schedule``) also the step's ``learning_rate``.
+  """
   step_key = jax.random.fold_in(key, state["step"])
   grad_fn = jax.value_and_grad(functools.partial(loss_fn, setup=setup, train=True),
                                has_aux=True)
@@ -86,21 +92,25 @@ def train_step(state, inputs, key, *, setup: Setup, tx):
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
   step_metrics["grad_norm"] = optax.tree.norm(grads)
+  step_metrics["update_norm"] = optax.tree.norm(updates)
+  if schedule is not None:
+    step_metrics["learning_rate"] = schedule(state["step"])
   return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, step_metrics
 
 
 def train(config: ExperimentConfig, workdir: str, *, setup: Setup | None = None,
-          until: int | None = None) -> tuple[Setup, dict]:
+          until: int | None = None, tensorboard: bool = True) -> tuple[Setup, dict]:
   """Trains (or resumes) to ``config.train.steps``; returns (setup, params).
 
   ``params`` has a leading seed axis when ``num_seeds > 1``. ``until`` stops early after
   that many steps (checkpointing there), as a crash would, so a later call resumes; the
-  schedule still follows ``config.train.steps``.
+  schedule still follows ``config.train.steps``. ``tensorboard`` also writes the logged
+  metrics as TensorBoard summaries (``WORKDIR/tensorboard/``).
   """
   if setup is None:
     setup = build.setup(build.validate(config))
   with _lock(workdir):
-    return _train(config, workdir, setup, until)
+    return _train(config, workdir, setup, until, tensorboard)
 
 
 def _lock(workdir: str):
@@ -108,7 +118,8 @@ def _lock(workdir: str):
   return workdir_lock(workdir) if parallel.is_main_process() else contextlib.nullcontext()
 
 
-def _train(config: ExperimentConfig, workdir: str, setup: Setup, until: int | None):
+def _train(config: ExperimentConfig, workdir: str, setup: Setup, until: int | None,
+           tensorboard: bool):
   t = config.train
   tx = make_optimizer(t)
   seeds = [c.train.seed for c in build.seed_configs(config)]
@@ -132,10 +143,11 @@ def _train(config: ExperimentConfig, workdir: str, setup: Setup, until: int | No
     state = {**state, "params": parent_params(t.init_from, state["params"], len(seeds))}
     if dp is not None:
       state = dp.put_state(state)
-    print(f"Fine-tuning from the parameters of {t.init_from}", flush=True)
-  log = (metrics.MetricsLog(workdir, resume_step=start) if parallel.is_main_process()
-         else None)  # only process 0 writes metrics
-  step = functools.partial(train_step, setup=setup, tx=tx)
+    logging.info("Fine-tuning from the parameters of %s", t.init_from)
+  log = (metrics.MetricsLog(workdir, resume_step=start, tensorboard=tensorboard)
+         if parallel.is_main_process() else None)  # only process 0 writes metrics
+  step = functools.partial(train_step, setup=setup, tx=tx,
+                           schedule=build.learning_rate_schedule(t))
   step = jax.vmap(step) if many else step
   step_fn = jax.jit(step, donate_argnums=0) if dp is None else dp.jit_step(step, state)
   key = jax.random.key(t.seed + 1)
@@ -189,10 +201,14 @@ def _train(config: ExperimentConfig, workdir: str, setup: Setup, until: int | No
         pending = None
         save(done, state)
         last_good = done
+        if log is not None:
+          log.flush()  # TensorBoard shows at least what the checkpoint holds
       progress.update(done, shown)
   finally:
     progress.close()
     ckpt.close()
+    if log is not None:
+      log.close()
   params = state["params"] if dp is None else dp.gather(state["params"])
   return setup, params
 
@@ -216,18 +232,23 @@ def compute_record(train_seconds: float, eval_seconds: float, *, num_seeds: int 
 
 
 def train_and_evaluate(config: ExperimentConfig, workdir: str, *, overwrite: bool = False,
-                       new_run: bool = False, verbose: bool = True) -> dict:
+                       new_run: bool = False, verbose: bool = True,
+                       tensorboard: bool = True) -> dict:
   """Validates, trains, evaluates every length of every task, writes results.json and the
   figure; returns the results.
 
-  Every configuration check runs before the workdir is touched.
+  Every configuration check runs before the workdir is touched. ``verbose`` logs the
+  per-length table; ``tensorboard`` also writes TensorBoard summaries of the training and
+  evaluation metrics and the figure (``WORKDIR/tensorboard/``).
   """
   setup = build.setup(build.validate(config))
   with _lock(workdir):
-    return _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose)
+    return _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose,
+                               tensorboard)
 
 
-def _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose) -> dict:
+def _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose,
+                        tensorboard) -> dict:
   main = parallel.is_main_process()  # only process 0 writes the workdir's files
   if main:
     prepare_workdir(config, workdir, overwrite=overwrite, new_run=new_run)
@@ -235,7 +256,7 @@ def _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose) -> 
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices("lengthgen.prepare_workdir")
   start = time.perf_counter()
-  setup, params = train(config, workdir, setup=setup)
+  setup, params = train(config, workdir, setup=setup, tensorboard=tensorboard)
   train_seconds = time.perf_counter() - start
   seeds = build.seed_configs(config)
   if len(seeds) == 1:
@@ -251,15 +272,22 @@ def _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose) -> 
                                       num_seeds=len(seeds))
   if not main:
     return results
-  with open(os.path.join(workdir, "results.json"), "w") as f:
+  path = os.path.join(workdir, "results.json")
+  with open(f"{path}.tmp", "w") as f:  # renamed into place: a results.json is never partial
     json.dump(results, f, indent=2)
+  os.replace(f"{path}.tmp", path)
   hint_scores = {f"{k}_{name}": v for name, r in results.get("tasks", {}).items()
                  for k, v in r["score"].items() if k != "metric"}
-  metrics.MetricsLog(workdir, resume_step=config.train.steps).replace(
-      config.train.steps, "eval", **results["score"], **hint_scores)
-  _plot(results, os.path.join(workdir, "length_generalization.png"))
+  log = metrics.MetricsLog(workdir, resume_step=config.train.steps, tensorboard=tensorboard)
+  try:
+    log.replace(config.train.steps, "eval", **results["score"], **hint_scores)
+    figure = os.path.join(workdir, "length_generalization.png")
+    _plot(results, figure)
+    log.image("eval/length_generalization", config.train.steps, figure)
+  finally:
+    log.close()
   if verbose:
-    _print_summary(results, config)
+    _log_summary(results, config)
   return results
 
 
@@ -275,19 +303,20 @@ def _plot(results: dict, path: str) -> None:
   plotting.plot_length_generalization(runs, path, labels=labels if len(runs) > 1 else None)
 
 
-def _print_summary(results: dict, config: ExperimentConfig) -> None:
+def _log_summary(results: dict, config: ExperimentConfig) -> None:
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
-  print(evaluate.format_table(results["eval"], config), flush=True)
+  lines = [evaluate.format_table(results["eval"], config)]
   for name, r in results.get("tasks", {}).items():
     sc = r["score"]
-    print(f"hint {name}: {sc['metric']} in-distribution {fmt(sc['in_distribution'])}, "
-          f"beyond training {fmt(sc['out_of_distribution'])}", flush=True)
+    lines.append(f"hint {name}: {sc['metric']} in-distribution {fmt(sc['in_distribution'])}, "
+                 f"beyond training {fmt(sc['out_of_distribution'])}")
   if "score_over_seeds" in results:
     spread = results["score_over_seeds"]
     fmt_spread = lambda v: "n/a" if v is None else f"{v['mean']:.3f} ± {v['std']:.3f}"
-    print(f"(table: seed {config.train.seed}) over {results['num_seeds']} seeds, "
-          f"{spread['metric']}: in-distribution {fmt_spread(spread['in_distribution'])}, "
-          f"beyond training {fmt_spread(spread['out_of_distribution'])}", flush=True)
+    lines.append(f"(table: seed {config.train.seed}) over {results['num_seeds']} seeds, "
+                 f"{spread['metric']}: in-distribution {fmt_spread(spread['in_distribution'])}, "
+                 f"beyond training {fmt_spread(spread['out_of_distribution'])}")
+  logging.info("results of %s:\n%s", config.task, "\n".join(lines))
 
 
 __all__ = ["DiskFull", "NonFiniteLoss", "WorkdirBusy", "WorkdirConflict", "loss_fn", "train",

@@ -15,12 +15,14 @@ import shutil
 import socket
 import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 
 from lengthgen import build, data
 from lengthgen.checkpointing import Checkpointer
 from lengthgen.config import ConfigError, ExperimentConfig
+from lengthgen.metrics import SUMMARY_DIR
 
 
 class WorkdirConflict(ConfigError):
@@ -67,8 +69,8 @@ def lock(workdir: str):
     f.seek(0)
     stale = f.read().strip()
     if stale:
-      print(f"Taking over the lock of {workdir} left by {stale}, which is no longer running",
-            flush=True)
+      logging.warning("Taking over the lock of %s left by %s, which is no longer running",
+                      workdir, stale)
     f.seek(0)
     f.truncate()
     f.write(f"process {os.getpid()} on {socket.gethostname()} (since "
@@ -87,7 +89,7 @@ def lock(workdir: str):
     f.close()
 
 
-_RUN_OUTPUTS = ("config.json", "checkpoints", "metrics.jsonl", "results.json",
+_RUN_OUTPUTS = ("config.json", "checkpoints", "metrics.jsonl", SUMMARY_DIR, "results.json",
                 "length_generalization.png")
 
 

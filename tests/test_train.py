@@ -31,6 +31,17 @@ def test_end_to_end_writes_workdir(tmp_path):
   train_steps = [r["step"] for r in rows if r["split"] == "train"]
   assert train_steps == sorted(train_steps) and train_steps[-1] == 12
   assert all(np.isfinite(r["loss"]) for r in rows if r["split"] == "train")
+  # the learning rate and the update norm are logged with the loss: the row of step s holds
+  # the rate of the update that made step s (schedule index s-1)
+  schedule = build.learning_rate_schedule(config.train)
+  for r in (r for r in rows if r["split"] == "train"):
+    assert r["learning_rate"] == pytest.approx(float(schedule(r["step"] - 1)), rel=1e-5)
+    assert r["update_norm"] > 0
+  # TensorBoard shows what metrics.jsonl holds, and the figure
+  from test_summaries import logged, shown  # pylint: disable=g-import-not-at-top
+  assert shown(tmp_path / "tensorboard") == logged(tmp_path)
+  assert {"train/learning_rate", "train/update_norm", "eval/out_of_distribution"} <= set(
+      shown(tmp_path / "tensorboard"))
 
 
 def test_one_step_reduces_loss_on_repeated_batch():
