@@ -41,6 +41,12 @@ def _qk(seed=0, b=2, t=9, s=None, h=2):
           jnp.asarray(r.normal(size=(b, s, h, D)), jnp.float32))
 
 
+def _filled(shapes, seed=0):
+  """Arrays of the given shapes (``jax.eval_shape`` of an init), standard normal * 0.3."""
+  r = np.random.default_rng(seed)
+  return jax.tree.map(lambda x: jnp.asarray(r.normal(size=x.shape) * 0.3, x.dtype), shapes)
+
+
 def test_every_rotary_encoding_of_the_registry_is_covered():
   rotary = {name for name in pe.ENCODINGS if pe.get(name).rotary(D) is not None}
   assert rotary <= {name for name, _ in VARIANTS}
@@ -50,10 +56,13 @@ def test_every_rotary_encoding_of_the_registry_is_covered():
     assert got[0] is q and got[1] is k
 
 
-# Each CLEX case compiles ODE solves (seconds): one in the default run, the others slow.
+# The default run takes one case per registry name (partial interleaved RoPE, E^2-LLM's draw,
+# dynamic NTK, YaRN's factor, CLEX's drawn t); the other cases are slow (CLEX's: ODE solves).
+DEFAULT_RUN = {(IDS[1], False), (IDS[5], True), (IDS[7], False), (IDS[9], False),
+               (IDS[11], True)}
 AGAINST_MODULE = [
     pytest.param(n, o, train, id=f"{i}-{'train' if train else 'eval'}",
-                 marks=pytest.mark.slow if n == "clex" and (i, train) != (IDS[11], True) else ())
+                 marks=() if (i, train) in DEFAULT_RUN else pytest.mark.slow)
     for (n, o), i in zip(VARIANTS, IDS) for train in (False, True)]
 
 
@@ -63,18 +72,21 @@ def test_rotate_qk_equals_the_linen_module(name, options, train):
   module = enc.rotary(D)
   positions = jnp.asarray([[0, 1, 2, 3, 5, 8, 9, 12, 13], [2, 3, 4, 5, 6, 7, 8, 9, 10]])
   key = jax.random.key(3)
-  variables = module.init(jax.random.key(0), positions)  # CLEX's w_up, w_down; else empty
-  if name == "clex":  # a learned field, not the NTK start
-    variables = jax.tree.map(lambda w: w + 0.1, variables)
-  rotation = module.apply(variables, positions, train=train, rngs={"dropout": key})
-  # The key the module's own draw uses (its first make_rng of the "dropout" stream).
-  module_key = nn.apply(lambda m: m.make_rng("dropout"), module)(variables,
-                                                                 rngs={"dropout": key})
+  variables = _filled(jax.eval_shape(module.init, key, positions))  # CLEX's w_up, w_down
   q, k = _qk()
-  got_q, got_k = enc.rotate_qk(q, k, positions, train=train, rng=module_key,
-                               params=variables.get("params"))
-  np.testing.assert_array_equal(got_q, rotation.apply(q, is_query=True))
-  np.testing.assert_array_equal(got_k, rotation.apply(k, is_query=False))
+
+  def both_paths(variables, q, k):
+    rotation = module.apply(variables, positions, train=train, rngs={"dropout": key})
+    # The key the module's own draw uses (its first make_rng of the "dropout" stream).
+    module_key = nn.apply(lambda m: m.make_rng("dropout"), module)(variables,
+                                                                   rngs={"dropout": key})
+    got = enc.rotate_qk(q, k, positions, train=train, rng=module_key,
+                        params=variables.get("params"))
+    return got, (rotation.apply(q, is_query=True), rotation.apply(k, is_query=False))
+
+  (got_q, got_k), (want_q, want_k) = jax.jit(both_paths)(variables, q, k)
+  np.testing.assert_array_equal(got_q, want_q)
+  np.testing.assert_array_equal(got_k, want_k)
   assert not np.allclose(got_q, q)
   if name == "rope_yarn":  # q carries the attention factor squared, k none
     factor = pe.yarn_attention_factor(options["scale"]) ** 2
@@ -83,13 +95,14 @@ def test_rotate_qk_equals_the_linen_module(name, options, train):
     inv = enc.inv_frequencies(D)
     want_q = pe.apply_rope(q, positions, inv, layout=enc.layout) * factor
     np.testing.assert_allclose(got_q, want_q, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(got_k, pe.apply_rope(k, positions, inv, layout=enc.layout))
+    np.testing.assert_allclose(got_k, pe.apply_rope(k, positions, inv, layout=enc.layout),
+                               rtol=1e-6, atol=1e-6)  # (jit against eager: not bitwise)
     assert not np.allclose(got_q, plain_q) and not np.allclose(got_k, plain_k)
 
 
-# In the default run: dynamic NTK (length-dependent) and YaRN (attention factor, GPT-J
-# layout); every other variant, CLEX's learned params included, in the slow tier.
-IN_MODEL = [pytest.param(n, o, id=i, marks=() if i in (IDS[7], IDS[9]) else pytest.mark.slow)
+# In the default run: YaRN (attention factor, GPT-J layout); every other variant (dynamic
+# NTK's length, CLEX's learned params, ...) in the slow tier: a model each.
+IN_MODEL = [pytest.param(n, o, id=i, marks=() if i == IDS[9] else pytest.mark.slow)
             for (n, o), i in zip(VARIANTS, IDS)]
 
 
@@ -101,7 +114,7 @@ def test_rotate_qk_equals_the_models_rotary_path(name, options, monkeypatch):
   model = Transformer(config, vocab_size=11)
   tokens = jax.random.randint(jax.random.key(0), (2, 9), 1, 11)
   positions = jnp.broadcast_to(jnp.arange(9) * 2, (2, 9))   # L = 17: past train_length
-  params = model.init(jax.random.key(1), tokens, positions)
+  params = _filled(jax.eval_shape(model.init, jax.random.key(1), tokens, positions))
   seen = {}
 
   def record_projection(next_fun, args, kwargs, context):
@@ -114,15 +127,19 @@ def test_rotate_qk_equals_the_models_rotary_path(name, options, monkeypatch):
     seen["q_rotated"], seen["k_rotated"] = q, k
     return real_attention(q, k, v, **kwargs)
 
+  def both_paths(params):
+    with nn.intercept_methods(record_projection):
+      model.apply(params, tokens, positions)
+    rotary_params = params["params"].get("rotary")  # CLEX's ODE weights, read from the model
+    got = model.encoding.rotate_qk(seen["query"], seen["key"], positions,
+                                   params=rotary_params)
+    return got, (seen["q_rotated"], seen["k_rotated"])
+
   real_attention = layer_lib.dot_product_attention
   monkeypatch.setattr(layer_lib, "dot_product_attention", record_attention)
-  with nn.intercept_methods(record_projection):
-    model.apply(params, tokens, positions)
-  rotary_params = params["params"].get("rotary")  # CLEX's ODE weights, read from the model
-  got_q, got_k = model.encoding.rotate_qk(seen["query"], seen["key"], positions,
-                                          params=rotary_params)
-  np.testing.assert_array_equal(got_q, seen["q_rotated"])
-  np.testing.assert_array_equal(got_k, seen["k_rotated"])
+  (got_q, got_k), (want_q, want_k) = jax.jit(both_paths)(params)
+  np.testing.assert_array_equal(got_q, want_q)
+  np.testing.assert_array_equal(got_k, want_k)
 
 
 def test_separate_query_and_key_positions_share_the_length():
@@ -178,8 +195,9 @@ def test_rotation_arguments_are_checked():
     pe.apply_rope(q, positions[:, :5], pe.rope_inv_frequencies(D))
 
 
-def test_clex_in_plain_jax():
-  """init_params and explicit params: CLEX at its NTK start; its params are checked."""
+@pytest.mark.slow
+def test_clex_in_plain_jax_starts_as_ntk_scaling():
+  """init_params and explicit params: CLEX at its NTK start, with its query factor."""
   enc = pe.get("clex", t_max=3, train_length=4)
   params = enc.init_params(D, jax.random.key(0))
   assert params["w_up"].shape == (8, 16) and not params["w_down"].any()
@@ -190,7 +208,17 @@ def test_clex_in_plain_jax():
   factor = np.log(10) / np.log(4)  # log_scale_queries="eval": ln L / ln train_length
   np.testing.assert_allclose(got_k, pe.apply_rope(k, positions, ntk), atol=2e-4)
   np.testing.assert_allclose(got_q, pe.apply_rope(q, positions, ntk) * factor, atol=5e-4)
+
+
+def test_clex_params_are_checked():
+  enc = pe.get("clex", t_max=3, train_length=4)
+  params = enc.init_params(D, jax.random.key(0))
+  q, k = _qk(t=10)
+  positions = jnp.broadcast_to(jnp.arange(10), (2, 10))
   with pytest.raises(ValueError, match="params must be the ODE weights"):
     enc.rotate_qk(q, k, positions)
   with pytest.raises(ValueError, match=r"params\['w_up'\] must have shape \(8, 16\)"):
     enc.rotate_qk(q, k, positions, params={**params, "w_up": params["w_up"][:4]})
+  with pytest.raises(ValueError, match="pass rng"):
+    pe.get("clex", training_positions="multiply").rotate_qk(q, k, positions, train=True,
+                                                            params=params)

@@ -119,13 +119,13 @@ def clex_rotation(positions_BT: jax.Array, w_up, w_down, *, head_dim: int, base:
   Returns:
     A ``Rotation``: float32 cos/sin [B, T, F], q_scale from ``clex_query_scale``.
   """
+  if train and training_positions == "multiply" and rng is None:
+    raise ValueError("clex with training_positions='multiply' draws t in training: pass "
+                     "rng (a jax.random key) when train=True")
   zs = solve_log_frequencies(w_up, w_down, head_dim=head_dim, base=base, t_max=t_max)
   length = default_length(positions_BT) if length is None else jnp.asarray(length,
                                                                              jnp.float32)
   if train and training_positions == "multiply":
-    if rng is None:
-      raise ValueError("clex with training_positions='multiply' draws t in training: pass "
-                       "rng (a jax.random key) when train=True")
     t = jax.random.randint(rng, (), 1, t_max + 1)
     positions_BT = positions_BT * t
   elif train:  # the clex sampler's positions span T * t
