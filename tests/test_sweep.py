@@ -1,4 +1,5 @@
-"""Tests for lengthgen.analysis: aggregation over seeds on hand-made results.json files."""
+"""Tests for lengthgen.analysis (aggregation over seeds on hand-made results.json files) and
+the sweep command (lengthgen.sweeps.cli, scripts/sweep.py)."""
 
 import json
 import os
@@ -8,8 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_file
+from conftest import ROOT
 from lengthgen import analysis, build, data, evaluate, train, workdir
+from lengthgen.sweeps import cli, grid
 
 
 def _write(d, name, seed, positional, in_d, out_d, curve):
@@ -51,25 +53,21 @@ def test_missing_key_and_dir_raise(tmp_path):
     analysis.aggregate_over_seeds([{'task': 'copy'}])
 
 
-def _sweep_module():
-  return load_file(os.path.join('scripts', 'sweep.py'))
-
-
-def _finished_grid(sweep, d, config='experiments/configs/demo.py:tiny'):
+def _finished_grid(d, config='experiments/configs/demo.py:tiny'):
   """Fake finished points of a nope/rope x 2-seed grid, each with the config.json it trains."""
-  for name, overrides in sweep.grid_points(['nope', 'rope'], ['softmax'], ['copy'], [0, 1]):
+  for name, overrides in grid.grid_points(['nope', 'rope'], ['softmax'], ['copy'], [0, 1]):
     enc, seed = name.split('_')[1], int(name[-1])
     _write(d, name, seed, enc, 1.0, 0.1 * seed, [(4, 1.0), (8, 0.1 * seed)])
     with open(os.path.join(d, name, 'config.json'), 'w') as f:
-      json.dump(sweep.resolved_config(config, overrides), f)
+      json.dump(grid.resolved_config(config, overrides), f)
 
 
-def test_sweep_skips_finished_and_summarizes(tmp_path, capsys):
-  sweep = _sweep_module()
+def test_sweep_skips_finished_and_summarizes(tmp_path, caplog):
   d = str(tmp_path)
-  _finished_grid(sweep, d)  # configs resolved from the file's path; the sweep names it
-  sweep.main(['--config=demo:tiny', f'--dir={d}', '--encodings=nope,rope', '--seeds=0,1'])
-  assert capsys.readouterr().out.count('skip ') == 4
+  _finished_grid(d)  # configs resolved from the file's path; the sweep names it
+  with caplog.at_level('INFO'):
+    cli.main(['--config=demo:tiny', f'--dir={d}', '--encodings=nope,rope', '--seeds=0,1'])
+  assert caplog.text.count('skip ') == 4
   # demo.py's task options name the figure: copy[alphabet_size=16]
   for f in ('summary.md', 'summary.csv', 'accuracy_vs_length_copy_alphabet_size-16.png'):
     assert os.path.getsize(os.path.join(d, f)) > 0
@@ -78,14 +76,13 @@ def test_sweep_skips_finished_and_summarizes(tmp_path, capsys):
 
 
 def test_sweep_reports_a_finished_point_with_another_config(tmp_path):
-  sweep = _sweep_module()
   d = str(tmp_path)
-  _finished_grid(sweep, d)
+  _finished_grid(d)
   with pytest.raises(SystemExit, match=r"(?s)4 finished grid point\(s\) hold a different "
                      r"config.*nothing was trained.*--new_run_changed.*copy_nope_softmax_s0:"
                      r"\n  model.num_layers: 1 \(in workdir\) -> 4 \(now\)\n  train.steps: "
                      r"10 \(in workdir\) -> 400 \(now\)"):
-    sweep.main(['--config=experiments/configs/demo.py:tiny', f'--dir={d}',
+    cli.main(['--config=experiments/configs/demo.py:tiny', f'--dir={d}',
                 '--encodings=nope,rope', '--seeds=0,1', '--set=train.steps=400',
                 '--set=model.num_layers=4'])
   assert not os.path.exists(os.path.join(d, 'copy_nope_softmax_s0', 'checkpoints'))
@@ -131,37 +128,34 @@ def test_interrupted_sweep_stops_its_trainers(tmp_path, how):
 def test_tiny_sweep_end_to_end(tmp_path):
   """2 encodings x 1 x 1 x 2 seeds of demo.py:tiny (~60 s on 2 CPU cores), then a resumed no-op."""
   import time  # pylint: disable=g-import-not-at-top
-  sweep = _sweep_module()
   args = ['--config=experiments/configs/demo.py:tiny', f'--dir={tmp_path}',
           '--encodings=nope,rope', '--seeds=0,1']
-  sweep.main(args)
+  cli.main(args)
   rows = analysis.aggregate_over_seeds(analysis.load_sweep(str(tmp_path)))
   assert len(rows) == 2 and all(r['num_seeds'] == 2 for r in rows)
   t0 = time.time()
-  sweep.main(args)
+  cli.main(args)
   assert time.time() - t0 < 10
 
 
 def test_grid_points_vmap_seeds_and_positions():
-  sweep = _sweep_module()
-  points = dict(sweep.grid_points(['nope', 'rope'], ['softmax'], ['copy'], [3, 4, 5],
+  points = dict(grid.grid_points(['nope', 'rope'], ['softmax'], ['copy'], [3, 4, 5],
                                   ['default', 'randomized'], vmap_seeds=True))
   assert sorted(points) == ['copy_nope_randomized_softmax_s3x3', 'copy_nope_softmax_s3x3',
                             'copy_rope_randomized_softmax_s3x3', 'copy_rope_softmax_s3x3']
   assert {'--config.train.num_seeds=3', '--config.train.seed=3',
           '--config.model.positions=randomized'} <= set(points['copy_rope_randomized_softmax_s3x3'])
   with pytest.raises(SystemExit):  # vmapped seeds must be consecutive
-    sweep.main(['--config=experiments/configs/demo.py:tiny', '--dir=/tmp/unused',
+    cli.main(['--config=experiments/configs/demo.py:tiny', '--dir=/tmp/unused',
                 '--seeds=0,2', '--vmap_seeds'])
 
 
 def test_normalizer_modifiers_become_model_flags_and_labels(tmp_path, tiny):
-  sweep = _sweep_module()
-  [(name, flags)] = sweep.grid_points(['rope'], ['ssmax+qk_norm'], ['recall'], [0])
+  [(name, flags)] = grid.grid_points(['rope'], ['ssmax+qk_norm'], ['recall'], [0])
   assert name == 'recall_rope_ssmax+qk_norm_s0'
   assert {'--config.model.normalizer=ssmax', '--config.model.qk_norm=True'} <= set(flags)
   with pytest.raises(ValueError, match='unknown modifier.*valid modifiers.*qk_norm'):
-    list(sweep.grid_points(['rope'], ['ssmax+qknorm'], ['recall'], [0]))
+    list(grid.grid_points(['rope'], ['ssmax+qknorm'], ['recall'], [0]))
   config = tiny(model=dict(num_layers=1, width=32, num_heads=2, normalizer='ssmax',
                            qk_norm=True))
   assert evaluate.normalizer_label(config) == 'ssmax+qk_norm'
@@ -257,15 +251,13 @@ def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
 
 def test_default_task_is_the_configs_own():
   # Without --tasks the grid trains the config's task (a parity config must not become copy).
-  sweep = _sweep_module()
-  assert sweep.config_task(os.path.join(ROOT, 'experiments/configs/parity.py:tiny')) == 'parity'
-  assert sweep.config_task(os.path.join(ROOT, 'experiments/configs/kazemnejad_copy.py')) == 'copy'
-  assert sweep.config_task('parity:tiny') == 'parity'  # a config name
+  assert grid.config_task(os.path.join(ROOT, 'experiments/configs/parity.py:tiny')) == 'parity'
+  assert grid.config_task(os.path.join(ROOT, 'experiments/configs/kazemnejad_copy.py')) == 'copy'
+  assert grid.config_task('parity:tiny') == 'parity'  # a config name
 
 
 def test_unknown_config_stops_the_sweep_before_anything_is_written(tmp_path, capsys):
-  sweep = _sweep_module()
   with pytest.raises(SystemExit):
-    sweep.main(['--config=party:tiny', f'--dir={tmp_path / "sweep"}'])
+    cli.main(['--config=party:tiny', f'--dir={tmp_path / "sweep"}'])
   assert "'party' is not a config name" in capsys.readouterr().err
   assert not (tmp_path / 'sweep').exists()
