@@ -12,19 +12,9 @@ Figure 1 score) and ``OUT.png`` (task x method heat map). Each file is replaced 
 import argparse
 import glob
 import os
-import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
-
-from lengthgen import analysis, plotting  # pylint: disable=g-import-not-at-top
-
-
-def _atomic_write(path: str, text: str) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
+from lengthgen import analysis
+from lengthgen.sweeps import report
 
 
 def write_leaderboard(sweeps: str, out: str, mrr_methods=None) -> dict:
@@ -35,26 +25,12 @@ def write_leaderboard(sweeps: str, out: str, mrr_methods=None) -> dict:
   if not records:
     raise SystemExit(f'no finished runs in the sweep directories matching {sweeps!r} '
                      f'({len(dirs)} directories)')
-  board = analysis.leaderboard(analysis.aggregate_over_seeds(records))
-  lines = [f'# Leaderboard ({len(dirs)} sweep directories, {len(records)} runs)', '',
-           f'Regenerate: `python scripts/leaderboard.py --sweeps={sweeps!r} --out={out}'
-           + (f' --mrr_methods={",".join(mrr_methods)}' if mrr_methods else '') + '`.', '',
-           'Ranked per task by exact match beyond training (mean ± std over seeds).', '',
-           analysis.leaderboard_markdown(board)]
-  try:
-    mrr = analysis.mean_reciprocal_rank(board, mrr_methods)
-    which = ', '.join(mrr_methods) if mrr_methods else 'every method'
-    lines += [f'Mean reciprocal rank of {which}, over the tasks all of them were run on:', '',
-              analysis.mrr_markdown(mrr)]
-  except ValueError as e:
-    mrr = None
-    lines += [f'No mean reciprocal rank: {e}.', '']
-  os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
-  _atomic_write(out + '.md', '\n'.join(lines))
-  tmp = f'{out}.tmp{os.getpid()}.png'
-  plotting.plot_leaderboard(board, tmp)
-  os.replace(tmp, out + '.png')
-  return {'board': board, 'mrr': mrr}
+  header = '\n'.join([
+      f'# Leaderboard ({len(dirs)} sweep directories, {len(records)} runs)', '',
+      f'Regenerate: `python scripts/leaderboard.py --sweeps={sweeps!r} --out={out}'
+      + (f' --mrr_methods={",".join(mrr_methods)}' if mrr_methods else '') + '`.'])
+  return report.write_leaderboard(analysis.aggregate_over_seeds(records), out, header=header,
+                                  mrr_methods=mrr_methods)
 
 
 def main(argv=None):

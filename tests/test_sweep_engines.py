@@ -221,7 +221,7 @@ def test_an_interrupted_report_leaves_the_old_files_whole(tmp_path, monkeypatch)
            "seconds": None, "device": None}]
   report.write_whole(str(tmp_path / "leaderboard.png"), "old figure")
   with pytest.raises(KeyboardInterrupt):
-    report.write_leaderboard(rows, str(tmp_path / "leaderboard"), title="# t")
+    report.write_leaderboard(rows, str(tmp_path / "leaderboard"), header="# t")
   assert (tmp_path / "leaderboard.png").read_text() == "old figure"
   assert (tmp_path / "leaderboard.md").read_text().startswith("# t")  # written before
   assert (tmp_path / "summary.md").read_text() == "old summary\n"

@@ -67,13 +67,15 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
   return paths
 
 
-def write_leaderboard(rows: Sequence[dict[str, Any]], out: str, *, title: str,
+def write_leaderboard(rows: Sequence[dict[str, Any]], out: str, *, header: str,
                       mrr_methods: Sequence[str] | None = None) -> dict:
-  """``OUT.md`` (``title``, the methods ranked per task by exact match beyond training, the
-  mean reciprocal rank of ``mrr_methods``, default all) and ``OUT.png`` (the heat map)."""
+  """``OUT.md`` (``header``, the methods ranked per task by exact match beyond training, the
+  mean reciprocal rank of ``mrr_methods``, default all) and ``OUT.png`` (the heat map);
+  returns the leaderboard (``board``) and the mean reciprocal ranks (``mrr``, None when no
+  task has every method)."""
   board = analysis.leaderboard(rows)
-  lines = [title, "", "Ranked per task by exact match beyond training (mean ± std over seeds).",
-           "", analysis.leaderboard_markdown(board)]
+  lines = [header, "", "Ranked per task by exact match beyond training (mean ± std over "
+           "seeds).", "", analysis.leaderboard_markdown(board)]
   try:
     mrr = analysis.mean_reciprocal_rank(board, mrr_methods)
     which = ", ".join(mrr_methods) if mrr_methods else "every method"
@@ -99,5 +101,5 @@ def summarize(sweep_dir: str) -> list[dict[str, Any]]:
   write_whole(os.path.join(sweep_dir, "summary.csv"), analysis.table_csv(rows))
   plot_sweep(rows, sweep_dir)
   write_leaderboard(rows, os.path.join(sweep_dir, "leaderboard"),
-                    title=f"# Leaderboard of {os.path.basename(os.path.abspath(sweep_dir))}")
+                    header=f"# Leaderboard of {os.path.basename(os.path.abspath(sweep_dir))}")
   return rows
