@@ -129,10 +129,12 @@ class Transformer(nn.Module):
     rotation = cap_rotation = None
     if rotary is not None:
       rotary = _named(rotary, self, "rotary")
-      rotation = rotary(positions_BT, train=train)
       if c.distance_cap and c.window is not None and c.global_tokens:
-        # LM-Infinite: queries as if standing `window` positions after the global tokens.
-        cap_rotation = rotary(jnp.full_like(positions_BT, c.window), train=train)
+        # LM-Infinite: queries as if standing `window` positions after the global tokens, with
+        # the length and random draws of the real positions.
+        rotation, cap_rotation = rotary(positions_BT, train=train, capped_at=c.window)
+      else:
+        rotation = rotary(positions_BT, train=train)
     bias = None
     if encoding.share_bias:
       bias_module = encoding.bias(c.num_heads, causal=c.causal)

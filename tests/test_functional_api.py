@@ -178,6 +178,44 @@ def test_capped_query_sees_far_keys_from_the_window(name, options):
     enc.capped_query(q, 4.0, positions)
 
 
+# E^2-LLM's draw and dynamic NTK's length in the default run; CLEX's (an ODE solve) is slow.
+CAPPED = [pytest.param(n, o, train, id=f"{i}-{'train' if train else 'eval'}",
+                       marks=() if (i, train) in {(IDS[0], False), (IDS[5], True),
+                                                  (IDS[7], False)} else pytest.mark.slow)
+          for (n, o), i in zip(VARIANTS, IDS) for train in (False, True)
+          if i in (IDS[0], IDS[5], IDS[7], IDS[10], IDS[11])]
+
+
+@pytest.mark.parametrize("name,options,train", CAPPED)
+def test_the_modules_capped_rotation_is_capped_query(name, options, train):
+  """``rotary(positions, capped_at=w)`` (the model's LM-Infinite path) rotates the capped q
+  with the length and random draw of the positions, as ``capped_query`` does."""
+  enc = pe.get(name, **options)
+  module = enc.rotary(D)
+  positions = jnp.asarray([[0, 1, 2, 3, 5, 8, 9, 12, 13], [2, 3, 4, 5, 6, 7, 8, 9, 10]])
+  key, window = jax.random.key(5), 3
+  variables = _filled(jax.eval_shape(module.init, key, positions))
+  q, _ = _qk()
+
+  def both_paths(variables, q):
+    rotation, capped = module.apply(variables, positions, train=train, capped_at=window,
+                                    rngs={"dropout": key})
+    module_key = nn.apply(lambda m: m.make_rng("dropout"), module)(variables,
+                                                                   rngs={"dropout": key})
+    want = enc.capped_query(q, window, positions, train=train, rng=module_key,
+                            params=variables.get("params"))
+    alone = module.apply(variables, positions, train=train, rngs={"dropout": key})
+    return (capped.apply(q, is_query=True), want, rotation.apply(q, is_query=True),
+            alone.apply(q, is_query=True))
+
+  got, want, rotated, alone = jax.jit(both_paths)(variables, q)
+  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(rotated, alone)  # the rotation itself is unchanged by the cap
+  if name == "rope_ntk":  # rotating the capped positions alone sees L = window + 1: wrong
+    own = module.apply(variables, jnp.full_like(positions, window))
+    assert not np.allclose(own.apply(q, is_query=True), got)
+
+
 def test_rotation_arguments_are_checked():
   q, k = _qk()
   positions = jnp.broadcast_to(jnp.arange(9), (2, 9))

@@ -43,6 +43,11 @@ def default_length(*positions) -> jax.Array:
   return top.astype(jnp.float32) + 1.0
 
 
+def capped_positions(positions_BT: jax.Array, window) -> jax.Array:
+  """[B, T] positions all equal to ``window``: where LM-Infinite's capped queries stand."""
+  return jnp.full(jnp.shape(positions_BT), window, jnp.asarray(positions_BT).dtype)
+
+
 def check_no_params(name: str, params) -> None:
   """Raises ``ValueError`` if ``params`` are given to an encoding whose rotation has none."""
   if params:
@@ -202,8 +207,7 @@ class Encoding:
     check_positions(q_BTHD, q_positions_BT, "q_BTHD", "q_positions_BT")
     if length is None:
       length = default_length(q_positions_BT, k_positions_BS)
-    capped_BT = jnp.full(jnp.shape(q_positions_BT), window, jnp.asarray(q_positions_BT).dtype)
-    rotation = self.rotation(q_BTHD.shape[-1], capped_BT, length=length, train=train, rng=rng,
+    rotation = self.rotation(q_BTHD.shape[-1], capped_positions(q_positions_BT, window), length=length, train=train, rng=rng,
                              params=params)
     return None if rotation is None else rotation.apply(q_BTHD, is_query=True)
 

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen.positional.base import Encoding, Rotation, default_length
+from lengthgen.positional.base import Encoding, Rotation, capped_positions, default_length
 from lengthgen.positional.rope import rope_angles, rope_inv_frequencies
 from lengthgen.positional.rotary import LAYOUTS
 
@@ -139,7 +139,13 @@ def clex_rotation(positions_BT: jax.Array, w_up, w_down, *, head_dim: int, base:
 
 
 class ClexRotary(nn.Module):
-  """CLEX's rotary hook: owns ``w_up`` and ``w_down``, computes ``clex_rotation``."""
+  """CLEX's rotary hook: owns ``w_up`` and ``w_down``, computes ``clex_rotation``.
+
+  Called with ``capped_at=window`` it returns ``(rotation, capped)``: the rotation at the
+  positions and LM-Infinite's capped-query rotation (every position at ``window``), both with
+  the length and random draw of the positions (the pair ``Encoding.rotate_qk`` /
+  ``capped_query`` compute).
+  """
 
   head_dim: int
   base: float
@@ -151,16 +157,21 @@ class ClexRotary(nn.Module):
   training_positions: str = "sample"
 
   @nn.compact
-  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False, capped_at=None):
     f = self.head_dim // 2
     w_up = self.param("w_up", nn.initializers.lecun_normal(), (f, self.hidden_factor * f))
     w_down = self.param("w_down", nn.initializers.zeros, (self.hidden_factor * f, f))
     rng = (self.make_rng("dropout") if train and self.training_positions == "multiply"
            else None)
-    return clex_rotation(positions_BT, w_up, w_down, head_dim=self.head_dim, base=self.base,
-                         t_max=self.t_max, train_length=self.train_length, layout=self.layout,
-                         log_scale_queries=self.log_scale_queries,
-                         training_positions=self.training_positions, train=train, rng=rng)
+    length = default_length(positions_BT)
+    rotate = lambda p: clex_rotation(
+        p, w_up, w_down, head_dim=self.head_dim, base=self.base, t_max=self.t_max,
+        train_length=self.train_length, layout=self.layout,
+        log_scale_queries=self.log_scale_queries, training_positions=self.training_positions,
+        length=length, train=train, rng=rng)
+    if capped_at is None:
+      return rotate(positions_BT)
+    return rotate(positions_BT), rotate(capped_positions(positions_BT, capped_at))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen.positional.base import Encoding, Rotation, check_no_params
+from lengthgen.positional.base import Encoding, Rotation, capped_positions, check_no_params
 from lengthgen.positional.rotary import LAYOUTS, check_positions, rotate
 
 __all__ = ["FixedRotary", "LAYOUTS", "Rope", "apply_rope", "fixed_rotation", "rope_angles",
@@ -84,15 +84,25 @@ def fixed_rotation(positions_BT: jax.Array, inv_freq_F, *, layout: str = "half",
 
 
 class FixedRotary(nn.Module):
-  """Rotary angles from fixed inverse frequencies (no parameters): ``fixed_rotation``."""
+  """Rotary angles from fixed inverse frequencies (no parameters): ``fixed_rotation``.
+
+  Called with ``capped_at=window`` it returns ``(rotation, capped)``: the rotation at the
+  positions and LM-Infinite's capped-query rotation (every position at ``window``), both with
+  the length and random draw of the positions (the pair ``Encoding.rotate_qk`` /
+  ``capped_query`` compute).
+  """
 
   inv_freq: tuple[float, ...]
   layout: str = "half"
   q_scale: float = 1.0
 
-  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False, capped_at=None):
     del train
-    return fixed_rotation(positions_BT, self.inv_freq, layout=self.layout, q_scale=self.q_scale)
+    rotate = lambda p: fixed_rotation(p, self.inv_freq, layout=self.layout,
+                                      q_scale=self.q_scale)
+    if capped_at is None:
+      return rotate(positions_BT)
+    return rotate(positions_BT), rotate(capped_positions(positions_BT, capped_at))
 
 
 @dataclasses.dataclass(frozen=True)

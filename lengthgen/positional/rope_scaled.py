@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen.positional.base import Rotation, check_no_params, default_length
+from lengthgen.positional.base import (Rotation, capped_positions, check_no_params,
+                                       default_length)
 from lengthgen.positional.rope import Rope, rope_angles, rope_inv_frequencies, rotary_dims
 
 
@@ -159,6 +160,11 @@ class InterpolatedRotary(nn.Module):
   In training, ``train_scales`` (E^2-LLM) draws one scale per example from the "dropout" rng
   stream; otherwise ``scale`` is used in training and ``eval_scale`` at evaluation (Giraffe's
   larger factor at evaluation than in training).
+
+  Called with ``capped_at=window`` it returns ``(rotation, capped)``: the rotation at the
+  positions and LM-Infinite's capped-query rotation (every position at ``window``), both with
+  the length and random draw of the positions (the pair ``Encoding.rotate_qk`` /
+  ``capped_query`` compute).
   """
 
   inv_freq: tuple[float, ...]
@@ -167,11 +173,14 @@ class InterpolatedRotary(nn.Module):
   train_scales: tuple[float, ...] = ()
   layout: str = "half"
 
-  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False, capped_at=None):
     rng = self.make_rng("dropout") if train and self.train_scales else None
-    return interpolated_rotation(positions_BT, self.inv_freq, scale=self.scale,
-                                 eval_scale=self.eval_scale, train_scales=self.train_scales,
-                                 layout=self.layout, train=train, rng=rng)
+    rotate = lambda p: interpolated_rotation(
+        p, self.inv_freq, scale=self.scale, eval_scale=self.eval_scale,
+        train_scales=self.train_scales, layout=self.layout, train=train, rng=rng)
+    if capped_at is None:
+      return rotate(positions_BT)
+    return rotate(positions_BT), rotate(capped_positions(positions_BT, capped_at))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +250,13 @@ def dynamic_ntk_rotation(positions_BT: jax.Array, *, rotary_dim: int, base: floa
 
 
 class DynamicNTKRotary(nn.Module):
-  """NTK-aware angles whose base follows the current length L = max(position) + 1."""
+  """NTK-aware angles whose base follows the current length L = max(position) + 1.
+
+  Called with ``capped_at=window`` it returns ``(rotation, capped)``: the rotation at the
+  positions and LM-Infinite's capped-query rotation (every position at ``window``), both with
+  the length and random draw of the positions (the pair ``Encoding.rotate_qk`` /
+  ``capped_query`` compute).
+  """
 
   rotary_dim: int
   base: float
@@ -249,11 +264,15 @@ class DynamicNTKRotary(nn.Module):
   layout: str = "half"
   scale: float = 1.0
 
-  def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> Rotation:
+  def __call__(self, positions_BT: jax.Array, *, train: bool = False, capped_at=None):
     del train
-    return dynamic_ntk_rotation(positions_BT, rotary_dim=self.rotary_dim, base=self.base,
-                                train_length=self.train_length, scale=self.scale,
-                                layout=self.layout)
+    length = default_length(positions_BT)
+    rotate = lambda p: dynamic_ntk_rotation(
+        p, rotary_dim=self.rotary_dim, base=self.base, train_length=self.train_length,
+        scale=self.scale, layout=self.layout, length=length)
+    if capped_at is None:
+      return rotate(positions_BT)
+    return rotate(positions_BT), rotate(capped_positions(positions_BT, capped_at))
 
 
 @dataclasses.dataclass(frozen=True)
