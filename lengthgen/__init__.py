@@ -1,8 +1,10 @@
 """lengthgen: length generalization of transformers in JAX.
 
 Subpackages: ``positional`` (encodings), ``attention`` (reference attention and dispatch),
-``kernels`` (Pallas flash attention), ``tasks`` (algorithmic tasks); modules ``model``,
-``train``, ``evaluate``, ``data``, ``checkpointing``, ``metrics``, ``plotting``. Importing
+``kernels`` (Pallas flash attention), ``tasks`` (algorithmic tasks), ``nnx`` (flax.nnx
+modules), ``configs`` (experiment records), ``sweeps`` (grids on local processes, Ray or
+SLURM); modules ``model``, ``train``, ``evaluate``, ``data``, ``checkpointing``, ``metrics``,
+``plotting``, ``analysis``, ``cli`` (``lengthgen-train``). Importing
 ``lengthgen``, ``lengthgen.positional`` or ``lengthgen.attention`` costs about what jax and
 flax cost: the kernels, CLEX's ODE solver and the training stack load on first use.
 
