@@ -139,3 +139,26 @@ def test_smoke_whole_driver(tmp_path):
   assert {r["variant"] for r in rows} == set(bench.variants(2, True))
   skipped = json.loads(out.read_text())["skipped"]
   assert {s["implementation"] for s in skipped} <= {"cudnn", "tokamax"}
+
+
+def test_gpu_plan_covers_the_issue_table_headline_first():
+  todo = bench.plan(smoke=False)
+  assert todo[0] == ((4, 16, 4096, 64), "causal_softmax", "cudnn")
+  for shape in [(4, 16, 4096, 64), (4, 16, 4096, 128), (1, 16, 16384, 128)]:
+    for variant in bench.variants(16, False):
+      assert (shape, variant, "ours") in todo
+  long = [p for p in todo if p[0] == (1, 16, 32768, 128)]
+  assert {(v, i) for _, v, i in long} >= {("lambda_mask", "ours"), ("causal_softmax", "ours")}
+  assert max(todo.index(p) for p in long) < todo.index(
+      ((4, 16, 4096, 64), "causal_alibi", "ours"))
+  assert ((4, 16, 4096, 128), "causal_softmax", "ours_b128") not in todo  # shared memory
+  assert len(set(todo)) == len(todo)
+
+
+def test_deadline_lists_rows_not_run(tmp_path):
+  out = tmp_path / "b.json"
+  bench.main(["--smoke", "--implementations=xla", "--deadline_s=0", f"--out={out}"])
+  data = json.loads(out.read_text())
+  assert data["results"] == []
+  assert len(data["skipped"]) == len(bench.plan(True, ("xla",)))
+  assert all(s["why"].startswith("deadline") for s in data["skipped"])
