@@ -4,7 +4,8 @@
 #
 #   bash scripts/gpu_session.sh env kernels bench_attention bench_train sweep:copy sweep:parity
 #
-# Stages: env | kernels (pytest, compiled kernels vs the reference) | bench_attention |
+# Stages: env | kernels (pytest, compiled kernels vs the reference) | bench_attention (as much
+# of the table as fits in 170 s; scripts/gpu_kernels.sh runs tests and the whole table) |
 # bench_train | sweep:<name> (the grids below, 3 seeds vmapped per grid point). DEADLINE
 # (seconds, default 570) stops starting stages once passed; each stage is cut at the deadline.
 # Wheels carried in .whl/ (ml_collections and exact flax/orbax versions; tokamax and its
@@ -39,11 +40,13 @@ stage() {
       nvidia-smi -L
       $PY -c "import jax, flax, optax, orbax.checkpoint as o, ml_collections, diffrax; \
 print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__)" ;;
-    kernels)
-      $PY -m pytest -p no:cacheprovider -q -m "slow or gpu or not slow" tests/test_kernels.py \
-        -k "not bench_smoke and not on_cpu" -n 4 -x 2>&1 | tail -40 ;;
-    bench_attention)
-      $PY scripts/bench_attention.py --iters 5 --out benchmarks/attention_gpu.json ;;
+    kernels)  # JAX_PLATFORMS=cuda: tests/conftest.py sets it to cpu when it is unset
+      JAX_PLATFORMS=cuda $PY -m pytest -p no:cacheprovider -q -m "slow or gpu or not slow" \
+        tests/test_kernels.py -k "not bench_smoke and not on_cpu" -n 4 -x 2>&1 | tail -40 ;;
+    bench_attention)  # the rows that fit in the stage's cap, in priority order (the whole
+      # table within 9 minutes: scripts/gpu_kernels.sh)
+      $PY scripts/bench_attention.py --iters 5 --deadline_s $(( $(left) < 170 ? $(left) - 30 : 140 )) \
+        --out benchmarks/attention_gpu.json --markdown benchmarks/attention_gpu.md ;;
     bench_train)
       $PY scripts/bench_train.py --out benchmarks ;;
     sweep:copy)
