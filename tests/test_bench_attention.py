@@ -121,10 +121,10 @@ def _check_outputs(out, md, implementations):
 def test_smoke_xla_in_process(tmp_path):
   """The driver end to end, in process, for the XLA implementation (fast)."""
   out, md = tmp_path / "b.json", tmp_path / "b.md"
-  bench.main(["--smoke", "--implementations=xla", "--variants=causal_alibi,lambda_mask",
-              f"--out={out}", f"--markdown={md}"])
+  bench.main(["--smoke", "--implementations=xla", "--variants=lambda_mask", f"--out={out}",
+              f"--markdown={md}"])
   rows = _check_outputs(out, md, ["xla"])
-  assert {r["variant"] for r in rows} == {"causal_alibi", "lambda_mask"}
+  assert [r["shape"] for r in rows] == [[1, 2, 40, 16]]  # the long shape has no XLA row
 
 
 @pytest.mark.slow
