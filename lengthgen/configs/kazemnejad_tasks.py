@@ -20,12 +20,12 @@ Splits: reverse trains on 2-20 and tests 21-40 (split ``mc_tr20_ts40``, 100 symb
 ``len_tr8_ts16``) and parity (``len_tr8_ts16``) train on 2-8 and test 9-16; SCAN trains on
 commands of at most 25 actions and tests 26-48 (``mdlen_tr25_ts48``). Training from 2: their
 copy and reverse validation sets start at 2, and summation's validation prompts (12-24 T5
-tokens, two per digit) put its lengths at 2-8; the other builders' defaults (3 or 4) were
-evidently overridden.
+tokens, two per digit) put its lengths at 2-8, though its builder defaults to 4; sort's and
+parity's minimum is not recorded (builder defaults 4 and 3), we take 2 as for summation.
 Scale-downs (as ``kazemnejad_copy.py``): 4 layers x 128 (theirs 12 x 768), 5,000
-fresh-sample steps of batch 64 at lr 5e-4 (theirs 40k steps over a fixed 100k-example set
-at 3e-5), 256 evaluation examples per length (theirs ~500), the final checkpoint (theirs the
-best on validation). Remaining differences: the fixed words are one token each (theirs several
+fresh-sample steps of batch 64 at lr 5e-4 (theirs 40k steps of batch 64 over a fixed training
+set at 3e-5), 256 evaluation examples per length, the final checkpoint (theirs the best on
+validation). Remaining differences: the fixed words are one token each (theirs several
 T5 tokens, so their content starts a few positions later); SCAN draws a training length
 uniformly, then a command of that many actions (``missing="next"``: unreachable lengths take the
 next reachable one), where theirs draws commands uniformly from the pool of at most 25 actions
