@@ -45,11 +45,11 @@ the training lengths, exact match >= 0.95 in distribution, chosen on training le
 seed 0, jax 0.11.2, 2 shared CPU cores) the calibrations were:
   sort: 1,500 steps 0.845 (125 s), 3,000 steps 0.948 (253 s), 4,000 steps 0.961 (256 s);
   parity: 1,500 steps 1.000 (117 s);
-  reverse (100 symbols): 1,500 steps 0.031 (260 s); with 16 symbols 0.049 (~3 min): does
+  reverse (100 symbols): 1,500 steps 0.031 (260 s); with 16 symbols 0.049 (203 s): does
     not fit within ~5 minutes of one seed, not run;
-  summation: 1,500 steps 0.180 (only length 2 fit: 0.66; 3-8 at chance, 0.1), 4,500 steps
+  summation: 1,500 steps 0.180 (117 s; only length 2 fit: 0.66; 3-8 at chance, 0.1), 4,500 steps
     0.295 (206 s; 2 fits, 3 at 0.45, 4-8 at chance): does not fit, not run;
-  SCAN: 1,500 steps 0.532 (~3 min; 1.00 at 1-2 actions, 0.16-0.43 at 17-25).
+  SCAN: 1,500 steps 0.532 (174 s; 1.00 at 1-2 actions, 0.16-0.43 at 17-25).
 The grids (the commands above, seeds 3-5, 128 examples per length; exact match beyond
 training, mean ± std over seeds, in distribution in brackets; results/kazemnejad_<task>_cpu/):
   sort (about 42 min, 7.6-9.2 min per encoding): NoPE 0.384 ± 0.101 (0.927), ALiBi 0.354 ±
