@@ -65,7 +65,7 @@ def plot_leaderboard(board: dict[str, list[dict]], path: str | None = None, *,
         unfit.add((i, j))
   own = ax is None
   if own:
-    fig = Figure(figsize=(1.1 * len(methods) + 3.5, 0.55 * len(tasks) + 1.6))
+    fig = Figure(figsize=(1.1 * len(methods) + 6.5, 0.55 * len(tasks) + 1.8))
     ax = fig.subplots()
   im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
   ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
@@ -75,7 +75,7 @@ def plot_leaderboard(board: dict[str, list[dict]], path: str | None = None, *,
     ax.text(j, i, f"{grid[i, j]:.2f}\n#{rank}{note}", ha="center", va="center",
             color="w" if grid[i, j] < 0.6 else "k", fontsize=8)
   label = {"out_mean": "exact match beyond training", "in_mean": "exact match in distribution"}
-  ax.figure.colorbar(im, ax=ax, label=f"{label.get(metric, metric)} (mean over seeds)")
+  ax.figure.colorbar(im, ax=ax, label=f"{label.get(metric, metric)}\n(mean over seeds)")
   if unfit:
     ax.set_title(f"not fit: in-distribution exact match < {fitted}", fontsize=9)
   if own:
