@@ -24,13 +24,13 @@ demo: $(VENV)/.installed
 	@echo "Results: $(WORKDIR)/results.json and $(WORKDIR)/length_generalization.png"
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist worksteal $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 -m 'not slow and not gpu and not integration' $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist worksteal -m 'not slow and not gpu and not integration' $(PYTEST_ARGS)
 
 test-integration: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 -m 'integration and not slow and not gpu' $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist worksteal -m 'integration and not slow and not gpu' $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)

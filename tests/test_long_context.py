@@ -12,7 +12,7 @@ from conftest import tiny_config
 
 @pytest.mark.integration
 @pytest.mark.parametrize("positional,normalizer,dtype", [
-    ("rope", "softmax", "bfloat16"),
+    pytest.param("rope", "softmax", "bfloat16", marks=pytest.mark.slow),
     ("alibi", "softplus_reweight", "float32"),
 ])
 def test_evaluation_at_16k_tokens(positional, normalizer, dtype, monkeypatch):

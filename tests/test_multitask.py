@@ -149,7 +149,7 @@ def test_zero_weight_task_gets_no_gradient():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("head", ["per_task", "indicator"])
+@pytest.mark.parametrize("head", ["per_task", pytest.param("indicator", marks=pytest.mark.slow)])
 def test_tiny_multitask_run_end_to_end(tmp_path, head):
   config = _config(head=head, hints=("successor", "count_smaller"),
                    train=dict(steps=8, batch_size=8, max_length=6, warmup_steps=2,
@@ -231,6 +231,7 @@ def test_hint_run_fine_tunes_from_a_hint_parent(tmp_path):
   assert sorted(os.listdir(tmp_path / "single" / "checkpoints")) == ["3", "6"]
 
 
+@pytest.mark.slow  # the same property is checked in the default run by test_train.py::test_resume_equals_uninterrupted (one loop)
 @pytest.mark.integration
 def test_hint_run_resumes_bitwise(tmp_path):
   config = _config(train=_HINT_TRAIN, model=dict(num_layers=2, width=32, num_heads=2,

@@ -39,6 +39,7 @@ _CONFIG = dict(train=dict(steps=6, batch_size=8, max_length=6, warmup_steps=2,
                           checkpoint_every=3, log_every=1))
 
 
+@pytest.mark.slow  # the same property is checked in the default run by test_multitask.py::test_hint_run_on_four_devices_matches_one_device (one loop)
 @pytest.mark.integration
 def test_four_devices_match_one_device(tmp_path):
   config = tiny_config(**_CONFIG)

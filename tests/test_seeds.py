@@ -13,6 +13,8 @@ from lengthgen import train
 from conftest import tiny_config
 
 
+@pytest.mark.slow  # the same property is checked in the default run by test_multitask.py::test_hint_run_with_vmapped_seeds_equals_separate_seeds
+# and, bitwise, the demo_tiny_2seeds golden
 @pytest.mark.integration
 def test_vmapped_seeds_equal_separate_runs(tmp_path):
   config = tiny_config(train=dict(steps=6, batch_size=8, max_length=6, checkpoint_every=3,
@@ -43,6 +45,7 @@ def test_results_report_every_seed_and_their_spread(tmp_path):
   assert results["eval"] == results["seeds"][0]["eval"], "seed 0 keeps the single-seed schema"
 
 
+@pytest.mark.slow  # the same property is checked in the default run by test_train.py::test_resume_equals_uninterrupted (one loop)
 @pytest.mark.integration
 def test_resume_with_seeds(tmp_path):
   config = tiny_config(train=dict(steps=6, batch_size=8, max_length=6, checkpoint_every=3,

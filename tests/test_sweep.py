@@ -89,7 +89,9 @@ def test_sweep_reports_a_finished_point_with_another_config(tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize('how', ['SIGTERM', 'SIGKILL'])
+# SIGTERM is slow: the default run has SIGKILL here and SIGTERM of the driver in
+# test_sweep_engines.py.
+@pytest.mark.parametrize('how', [pytest.param('SIGTERM', marks=pytest.mark.slow), 'SIGKILL'])
 def test_interrupted_sweep_stops_its_trainers(tmp_path, how):
   import signal  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top

@@ -109,6 +109,7 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path):
     train.train(config, str(tmp_path))
 
 
+@pytest.mark.slow  # the same property is checked in the default run by test_multitask.py::test_hint_run_fine_tunes_from_a_hint_parent (one loop)
 @pytest.mark.integration
 def test_fine_tune_starts_from_parent_params(tmp_path):
   parent = tiny_config(train=dict(steps=8, batch_size=8, max_length=6, checkpoint_every=4,
