@@ -40,3 +40,19 @@ def test_readme_analysis_example_runs(tmp_path, monkeypatch, capsys):
   os.symlink(run, tmp_path / "workdirs" / "demo")
   exec(compile(block, "README.md", "exec"), {})  # pylint: disable=exec-used
   assert "| copy[alphabet_size=8] | 1 | nope |" in capsys.readouterr().out
+
+
+def test_every_public_name_of_the_library_has_a_docstring():
+  """The API reference is the docstrings: every exported class and function has one."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  import inspect  # pylint: disable=import-outside-toplevel
+  missing = []
+  for name in ("lengthgen.attention", "lengthgen.positional", "lengthgen.tasks",
+               "lengthgen.nnx", "lengthgen.kernels"):
+    module = importlib.import_module(name)
+    for attr in getattr(module, "__all__", None) or [a for a in dir(module)
+                                                     if not a.startswith("_")]:
+      obj = getattr(module, attr)
+      if (inspect.isclass(obj) or inspect.isfunction(obj)) and not (obj.__doc__ or "").strip():
+        missing.append(f"{name}.{attr}")
+  assert not missing, f"public names without a docstring: {missing}"
