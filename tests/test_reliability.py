@@ -31,6 +31,8 @@ def _corrupt(step_dir):
         f.truncate(max(0, os.path.getsize(f.name) // 3))
 
 
+@pytest.mark.slow  # the fallback to the previous checkpoint is also checked in the default run by
+# test_damaged_checkpoint_is_detected_not_restored
 @pytest.mark.integration
 def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
   config = tiny_config(train=dict(steps=8, batch_size=8, max_length=6, checkpoint_every=4,

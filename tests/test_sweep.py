@@ -225,6 +225,8 @@ def test_leaderboard_ranks_per_task_with_ties(tmp_path):
     analysis.leaderboard(analysis.aggregate_over_seeds(analysis.load_sweep(d)), metric='acc')
 
 
+@pytest.mark.slow  # TrainedRun's restore and attention maps are in the default run through
+# test_multitask.py::test_tiny_multitask_run_end_to_end; choosing a vmapped seed only here
 @pytest.mark.integration
 def test_trained_run_restores_each_seed_and_its_attention(tmp_path, tiny):
   config = tiny(train=dict(num_seeds=2, seed=3))
