@@ -102,6 +102,15 @@ def concat_batches(batches: list[Batch]) -> Batch:
                  for f in ("tokens", "targets", "loss_mask")))
 
 
+def check_bool_options(task, *options: str) -> None:
+  """Raises ``ValueError`` naming the task and the option if one of ``options`` of the task
+  dataclass ``task`` is not a bool."""
+  for option in options:
+    value = getattr(task, option)
+    if not isinstance(value, bool):
+      raise ValueError(f"task {task.name!r}: {option} must be true or false; got {value!r}")
+
+
 def check_length(task_name: str, length: int, minimum: int = 1, maximum: int | None = None):
   """Raises ``ValueError`` naming the task and the valid range for an impossible length."""
   if not isinstance(length, (int, np.integer)) or length < minimum or (

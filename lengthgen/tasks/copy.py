@@ -96,8 +96,7 @@ class Copy(SequenceTask):
     if not isinstance(self.token_width, int) or self.token_width < 1:
       raise ValueError(f"task 'copy': token_width must be a positive integer; "
                        f"got {self.token_width!r}")
-    if not isinstance(self.prompt, bool):
-      raise ValueError(f"task 'copy': prompt must be true or false; got {self.prompt!r}")
+    base.check_bool_options(self, "prompt")
 
   @property
   def vocab(self) -> list[str]:

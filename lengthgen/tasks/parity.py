@@ -37,10 +37,7 @@ class Parity:
   eos_id = 2
 
   def __post_init__(self):
-    for option in ("prompt", "commas"):
-      if not isinstance(getattr(self, option), bool):
-        raise ValueError(f"task 'parity': {option} must be true or false; "
-                         f"got {getattr(self, option)!r}")
+    base.check_bool_options(self, "prompt", "commas")
 
   @property
   def vocab(self) -> list[str]:

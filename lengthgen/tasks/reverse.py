@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from lengthgen.tasks import base
 from lengthgen.tasks.copy import SequenceTask
 
 VARIANTS = ("reverse", "twice", "reverse_copy")
@@ -36,8 +37,7 @@ class Reverse(SequenceTask):
     if self.variant not in VARIANTS:
       raise ValueError(f"task 'reverse': unknown variant {self.variant!r}; valid variants: "
                        f"{', '.join(VARIANTS)}")
-    if not isinstance(self.prompt, bool):
-      raise ValueError(f"task 'reverse': prompt must be true or false; got {self.prompt!r}")
+    base.check_bool_options(self, "prompt")
 
   @property
   def vocab(self) -> list[str]:

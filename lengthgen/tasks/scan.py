@@ -119,8 +119,7 @@ class Scan:
     if self.missing not in MISSING:
       raise ValueError(f"task 'scan': unknown missing {self.missing!r}; valid choices: "
                        f"{', '.join(MISSING)}")
-    if not isinstance(self.prompt, bool):
-      raise ValueError(f"task 'scan': prompt must be true or false; got {self.prompt!r}")
+    base.check_bool_options(self, "prompt")
 
   @property
   def vocab(self) -> list[str]:

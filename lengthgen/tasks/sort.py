@@ -19,6 +19,7 @@ import dataclasses
 
 import numpy as np
 
+from lengthgen.tasks import base
 from lengthgen.tasks.copy import SequenceTask
 
 PROMPT = "<sort>"
@@ -42,10 +43,7 @@ class Sort(SequenceTask):
 
   def __post_init__(self):
     super().__post_init__()
-    for option in ("prompt", "commas"):
-      if not isinstance(getattr(self, option), bool):
-        raise ValueError(f"task 'sort': {option} must be true or false; "
-                         f"got {getattr(self, option)!r}")
+    base.check_bool_options(self, "prompt", "commas")
 
   @property
   def vocab(self) -> list[str]:

@@ -41,10 +41,7 @@ class Summation:
   eos_id = 2
 
   def __post_init__(self):
-    for option in ("prompt", "plus"):
-      if not isinstance(getattr(self, option), bool):
-        raise ValueError(f"task 'summation': {option} must be true or false; "
-                         f"got {getattr(self, option)!r}")
+    base.check_bool_options(self, "prompt", "plus")
 
   @property
   def vocab(self) -> list[str]:
