@@ -50,11 +50,7 @@ class LearnedEmbedding(convert.LinenCounterpart):
       [B, T, W] in the table's dtype; rows of positions outside [0, max_length) are NaN.
     """
     del train
-    table = self.table[...]
-    # The linen module does this lookup inline; there is no shared pure function for it.
-    valid = (positions_BT >= 0) & (positions_BT < self.max_length)
-    out = jnp.take(table, jnp.clip(positions_BT, 0, self.max_length - 1), axis=0)
-    return jnp.where(valid[..., None], out, jnp.nan)
+    return linen_absolute.learned_lookup(self.table[...], positions_BT)
 
   @classmethod
   def from_linen(cls, module: linen_absolute.LearnedEmbedding,

@@ -40,6 +40,18 @@ class SinusoidalEmbedding(nn.Module):
     return sinusoidal_table(positions_BT, self.width, base=self.base)
 
 
+def learned_lookup(table_PW: jax.Array, positions_BT: jax.Array) -> jax.Array:
+  """Rows of a [max_length, W] position table at int [B, T] positions: [B, T, W]; pure.
+
+  Out-of-range positions are rejected at trace time when static (Encoding.check_positions)
+  and poisoned with NaN when only known at run time, never wrapped or clamped.
+  """
+  max_length = table_PW.shape[0]
+  valid = (positions_BT >= 0) & (positions_BT < max_length)
+  out = jnp.take(table_PW, jnp.clip(positions_BT, 0, max_length - 1), axis=0)
+  return jnp.where(valid[..., None], out, jnp.nan)
+
+
 class LearnedEmbedding(nn.Module):
   max_length: int
   width: int
@@ -48,11 +60,7 @@ class LearnedEmbedding(nn.Module):
   def __call__(self, positions_BT: jax.Array, *, train: bool = False) -> jax.Array:
     del train
     table = self.param("table", nn.initializers.normal(0.02), (self.max_length, self.width))
-    # Out-of-range positions are rejected at trace time when static (Encoding.check_positions)
-    # and poisoned with NaN when only known at run time, never wrapped or clamped.
-    valid = (positions_BT >= 0) & (positions_BT < self.max_length)
-    out = jnp.take(table, jnp.clip(positions_BT, 0, self.max_length - 1), axis=0)
-    return jnp.where(valid[..., None], out, jnp.nan)
+    return learned_lookup(table, positions_BT)
 
 
 @dataclasses.dataclass(frozen=True)
