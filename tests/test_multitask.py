@@ -55,6 +55,18 @@ def test_hint_answers_by_hand():
       [[count.token("d0"), count.token("d9")]]
 
 
+def test_per_element_hints_by_hand():
+  sym = lambda i: 3 + i  # a{i}
+  each, pairs = HINT_TASKS["successor_each"](8), HINT_TASKS["identity_successor"](8)
+  none = each.token("none")
+  source = [sym(3), sym(1), sym(4), sym(1)]
+  assert each.solve(source) == [sym(4), sym(3), none, sym(3)]
+  assert pairs.solve(source) == [sym(3), sym(4), sym(1), sym(3), sym(4), none, sym(1), sym(3)]
+  seq = np.asarray([source, [sym(2)] * 4])
+  assert each.answer(seq, None).tolist() == [[sym(4), sym(3), none, sym(3)], [none] * 4]
+  assert pairs.answer(seq, None)[1].tolist() == [sym(2), none] * 4
+
+
 def test_validation_names_the_field():
   with pytest.raises(ConfigError, match=r"config.hints\[0\].name: unknown value 'nope'; valid "
                      r"values: .*successor"):

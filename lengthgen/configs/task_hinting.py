@@ -6,12 +6,13 @@ on n in 1..20, evaluate n in 1..120, with and without a hint task on a shared tr
 
 Presets (combine with commas, e.g. ``:successor,temperature``):
   ``""``             no hint (the baseline)
-  ``successor``, ``predecessor``, ``count_smaller``, ``fill``: that hint task; the hints
+  ``successor``, ``predecessor``, ``count_smaller``, ``fill``, ``successor_each``,
+  ``identity_successor``: that hint task (lengthgen/tasks/hints.py); the hints
                      share half of each batch, weight 1, each its own output head
                      (``multitask_head=per_task``)
   ``temperature``    the length-dependent softmax temperature (learned per-head scale x log n)
   ``indicator``      a task token instead of per-task heads
-  ``cpu``            the CPU calibration: alphabet 16, train 1..8, evaluate 1..24, 2 layers of
+  ``cpu``            the CPU calibration: alphabet 16, train 1..8, evaluate 1..40 (5x), 2 layers of
                      width 64, batch 64, 1500 steps (about 2-5 minutes on a 2-core CPU)
   ``tiny``           seconds, for tests
 
@@ -29,9 +30,11 @@ import ml_collections
 from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 
-HINTS = ("successor", "predecessor", "count_smaller", "fill")
+HINTS = ("successor", "predecessor", "count_smaller", "fill", "successor_each",
+         "identity_successor")
 PRESETS = ["", "tiny", "cpu", "temperature", "indicator", *HINTS, "successor,temperature",
-           "cpu,successor", "tiny,successor", "tiny,successor,indicator", "tiny,fill,temperature"]
+           "cpu,successor", "tiny,successor", "tiny,successor,indicator", "tiny,fill,temperature",
+           "tiny,identity_successor"]
 
 
 def temperature(c: ml_collections.ConfigDict) -> None:
@@ -66,7 +69,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
              **{name: hint(name) for name in HINTS}}
   apply_presets(c, arg, __file__, presets,
                 cpu=dict(steps=1500, batch_size=64, task_options={"alphabet_size": 16},
-                         train_max_length=8, eval_max_length=24))
+                         train_max_length=8, eval_max_length=40))
   # Every hint uses the main task's alphabet; together the hints fill half of each batch.
   alphabet = c.task_options["alphabet_size"]
   c.hints = [{"name": h["name"], "options": {"alphabet_size": alphabet}, "weight": 1.0,

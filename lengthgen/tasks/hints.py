@@ -10,6 +10,19 @@ replacement); the query hints append ``? x`` where ``x`` is an element of the se
     count        a3 a1 a4 a1 ? a3 | d0 d2       how many elements are < x (decimal, as many
                                                 digits as the length has, leading zeros)
     fill         a3 a1 a4 a1 | _ _ _ _          one fill symbol per source element
+    successor_each
+                 a3 a1 a4 a1 | a4 a3 none a3    every element's successor, in source order
+    identity_successor
+                 a3 a1 | a3 none a1 a3          every element, then its successor: the answer
+                                                supervises 2n positions, and each successor
+                                                is predicted right after its element, as sort
+                                                predicts each output after the previous one
+
+The query hints supervise one answer token per example; ``successor_each`` and
+``identity_successor`` supervise one or two per source element (Awasthi & Gupta decompose
+sorting into copy, min and identity+successor steps; which exact layout their hint used is
+not in the material available here, so both per-element layouts are offered beside the query
+form).
 
 The vocabulary starts with Sort's (pad, separator, eos, a0..) so token ids of the shared
 symbols agree with sort, copy and reverse; ``lengthgen.build`` makes the union vocabulary by
@@ -149,9 +162,60 @@ class Fill(HintTask):
     return [self.token(FILL)] * len(source)
 
 
+def successors(seq_BN: np.ndarray, none: int) -> np.ndarray:
+  """``out[b, i]``: the smallest ``seq[b, j] > seq[b, i]``, or ``none``; [B, N]."""
+  big = np.iinfo(np.int32).max
+  above = np.where(seq_BN[:, None, :] > seq_BN[:, :, None], seq_BN[:, None, :], big)
+  best = above.min(axis=2)
+  return np.where(best == big, none, best)
+
+
+def _successor_list(seq: list[int], none: int) -> list[int]:
+  return [min((t for t in seq if t > x), default=none) for x in seq]
+
+
+@dataclasses.dataclass(frozen=True)
+class SuccessorEach(HintTask):
+  """Every source element's successor (smallest element > it, or ``none``), in source order."""
+
+  name = "successor_each"
+  has_query = False
+
+  def answer(self, seq, query):
+    del query
+    return successors(seq, self.token(NONE))
+
+  def solve(self, source):
+    return _successor_list(list(source), self.token(NONE))
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentitySuccessor(HintTask):
+  """Every source element followed by its successor: ``x1 s(x1) x2 s(x2) ...``."""
+
+  name = "identity_successor"
+  has_query = False
+
+  def answer(self, seq, query):
+    del query
+    out = np.empty((seq.shape[0], 2 * seq.shape[1]), seq.dtype)
+    out[:, ::2] = seq
+    out[:, 1::2] = successors(seq, self.token(NONE))
+    return out
+
+  def solve(self, source):
+    source = list(source)
+    out = []
+    for x, s in zip(source, _successor_list(source, self.token(NONE))):
+      out += [x, s]
+    return out
+
+
 HINT_TASKS = {
     "successor": Successor,
     "predecessor": Predecessor,
     "count_smaller": CountSmaller,
     "fill": Fill,
+    "successor_each": SuccessorEach,
+    "identity_successor": IdentitySuccessor,
 }
