@@ -220,13 +220,14 @@ def test_abacus_positions_golden():
 
 
 def test_randomized_positions_sorted_unique_shared():
+  """The shared subset of ``per_example=False``; per-example draws: test_randomized_positions."""
   rng = np.random.default_rng(0)
   pos = pe.sample_positions("randomized", np.ones((3, 50), np.int32), rng, train=True,
-                            vocab=[], max_position=200)
+                            vocab=[], max_position=200, per_example=False)
   assert (np.diff(pos, axis=1) > 0).all() and pos.min() >= 0 and pos.max() < 200
   assert (pos == pos[0]).all()
   other = pe.sample_positions("randomized", np.ones((3, 50), np.int32), rng, train=False,
-                              vocab=[], max_position=200)
+                              vocab=[], max_position=200, per_example=False)
   assert not (other == pos).all()
   with pytest.raises(ValueError, match="exceeds max_position 20"):
     pe.sample_positions("randomized", np.ones((1, 30), np.int32), rng, train=True, vocab=[],

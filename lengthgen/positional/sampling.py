@@ -13,6 +13,9 @@ import numpy as np
 from lengthgen.positional.abacus import abacus_sampler
 from lengthgen.positional.base import Encoding
 
+# The id of the padding token (lengthgen.tasks.base.PAD) in every task's vocabulary.
+PAD_ID = 0
+
 
 def contiguous(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
                vocab: list[str]) -> np.ndarray:
@@ -23,21 +26,53 @@ def contiguous(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train:
 
 
 def randomized(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
-               vocab: list[str], max_position: int = 2048) -> np.ndarray:
-  """Randomized positions (Ruoss et al. 2023): one sorted random subset of [0, max_position).
+               vocab: list[str], max_position: int = 2048, per_example: bool = True
+               ) -> np.ndarray:
+  """Randomized positions (Ruoss et al. 2023): a sorted random subset of [0, max_position).
 
-  The same subset is used for every example of the batch, at training and at test time, so
-  the model sees the large positions of long sequences already while training short.
+  With ``per_example`` (the default) each example b draws its own subset of size n_b, its
+  number of real tokens (ids other than ``PAD_ID``), and its real tokens take the subset in
+  order. This is the authors' distribution: their batches hold one length, and they draw
+  exactly that many positions (``noisy_fixed_positional_encodings`` in
+  models/positional_encodings.py of google-deepmind/randomized_positional_encodings),
+  at training and at test time. They share the draw among the examples of a batch; here
+  each example draws independently, from ``rng`` in batch order. A padding token repeats
+  the position of the last real token before it (the subset's first for leading padding,
+  0 in a row of padding only), so no position exceeds the row's largest real one: all stay
+  below ``max_position`` and within any table the encoding checks. (The model masks padded
+  keys through ``lengths``; their positions only have to be valid.)
+
+  With ``per_example=False`` one subset of size T, the padded width, is shared by the whole
+  batch and an example of n real tokens gets its first n: its last position is then about
+  ``max_position * n / (T + 1)``, not ``max_position * n / (n + 1)``, so a short example in a
+  wide batch never sees the large positions (an option to compare with runs that used it).
+
+  Raises:
+    ValueError: if an example (or, with ``per_example=False``, the padded width) has more
+      tokens than ``max_position``, or ``rng`` is None.
   """
   del train, vocab
   b, t = tokens_BT.shape
-  if t > max_position:
-    raise ValueError(f"randomized positions: sequence of {t} tokens exceeds max_position "
+  real_BT = tokens_BT != PAD_ID
+  lengths_B = real_BT.sum(axis=1)
+  n = t if not per_example else int(lengths_B.max(initial=0))
+  if n > max_position:
+    raise ValueError(f"randomized positions: sequence of {n} tokens exceeds max_position "
                      f"{max_position}; raise positions_options.max_position")
   if rng is None:
     raise ValueError("randomized positions need a random generator")
-  chosen = np.sort(rng.choice(max_position, size=t, replace=False)).astype(np.int32)
-  return np.broadcast_to(chosen, (b, t)).copy()
+  if not per_example:
+    chosen = np.sort(rng.choice(max_position, size=t, replace=False)).astype(np.int32)
+    return np.broadcast_to(chosen, (b, t)).copy()
+  # Index of each token's subset entry: its rank among the row's real tokens, which a
+  # padding token shares with the last real token before it (0 before the first).
+  rank_BT = np.maximum(np.cumsum(real_BT, axis=1) - 1, 0)
+  positions_BT = np.zeros((b, t), np.int32)
+  for row, n_b in enumerate(lengths_B):
+    if n_b:
+      chosen = np.sort(rng.choice(max_position, size=int(n_b), replace=False))
+      positions_BT[row] = chosen[rank_BT[row]]
+  return positions_BT
 
 
 def offset(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,
