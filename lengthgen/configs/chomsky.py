@@ -22,7 +22,7 @@ Presets:
               sinusoidal positions (Deletang et al. 2023); randomized positions raise the
               score on most tasks (Ruoss et al. 2023).
   paper       1,000,000 steps at learning rate 1e-4 (the papers' budget; GPU days per task).
-  randomized  Ruoss et al.'s randomized positions: a sorted random subset of [0, 2048).
+  randomized  Ruoss et al.'s randomized positions: one sorted subset of [0, 2048) per example.
   cpu         the protocol scaled to a 2-core CPU, model unchanged: 2,000 steps of batch 64;
               every 10th length (1, 11, ..., 491: the score averages 41, 51, ..., 491) with
               64 examples each. ``scripts/reproduce_cpu.sh chomsky`` runs it into
