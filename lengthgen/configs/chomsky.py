@@ -53,7 +53,7 @@ def paper(c: ml_collections.ConfigDict) -> None:
 
 
 def randomized(c: ml_collections.ConfigDict) -> None:
-  """Ruoss et al.'s randomized positions: a sorted random subset of [0, 2048)."""
+  """Ruoss et al.'s randomized positions: one sorted random subset of [0, 2048) per example."""
   c.model.update(positions="randomized", positions_options={"max_position": 2048})
 
 
