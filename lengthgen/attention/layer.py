@@ -13,6 +13,8 @@ from lengthgen.attention import declare_normalizer_params, dot_product_attention
 
 # The normalizer modifiers the layer turns on from its boolean spec fields of the same name.
 MODIFIERS = ("length_temperature",)
+# Initializations of the projection kernels (AttentionSpec.init).
+INITS = ("lecun_normal", "t5")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +30,12 @@ class AttentionSpec:
     implementation: one of ``lengthgen.attention.IMPLEMENTATIONS``.
     qk_norm: RMS-normalize q and k per head (learned gain) before positions.
     length_temperature: the softmax length temperature modifier (a learned ``length_scale``).
+    score_scale: the softmax family's q.k scale; None is 1/sqrt(D), HuggingFace T5 uses 1.0
+      (its init folds the factor into the query kernel). The softplus normalizers take none
+      (``Normalizer.check_scale``): leave it None for them.
+    use_bias: the q, k, v and out projections have biases (T5's have none).
+    init: how the projection kernels start, one of ``INITS``: "lecun_normal" (flax's
+      default) or "t5" (HuggingFace T5's normal stds, ``t5_projection_stds``).
     dtype: compute dtype name.
   """
 
@@ -41,11 +49,27 @@ class AttentionSpec:
   implementation: str = "auto"
   qk_norm: bool = False
   length_temperature: bool = False
+  score_scale: float | None = None
+  use_bias: bool = True
+  init: str = "lecun_normal"
   dtype: str = "float32"
 
   def __post_init__(self):
     object.__setattr__(self, "normalizer_options",
                        tuple(sorted(dict(self.normalizer_options).items())))
+    if self.init not in INITS:
+      raise ValueError(f"AttentionSpec.init: unknown value {self.init!r}; valid values: "
+                       f"{', '.join(INITS)}")
+
+
+def t5_projection_stds(width: int, num_heads: int, head_dim: int) -> dict[str, float]:
+  """HuggingFace ``T5PreTrainedModel._init_weights`` (factor 1) for the attention kernels.
+
+  q ~ N(0, (W D)^-0.5) (T5's missing 1/sqrt(D) moved into the init), k and v ~ N(0, W^-0.5),
+  out ~ N(0, (H D)^-0.5); the standard deviation of each, by projection name.
+  """
+  return {"query": (width * head_dim) ** -0.5, "key": width ** -0.5, "value": width ** -0.5,
+          "out": (num_heads * head_dim) ** -0.5}
 
 
 def validate_attention_config(c) -> None:
@@ -90,8 +114,17 @@ class MultiHeadAttention(nn.Module):
                lengths=None, return_weights: bool = False, cap_rotation=None):
     s = self.spec
     dtype = jnp.dtype(s.dtype)
-    dense = lambda name: nn.DenseGeneral((s.num_heads, s.head_dim), dtype=dtype, name=name)
-    q, k, v = dense("query")(x_BTW), dense("key")(x_BTW), dense("value")(x_BTW)
+    width = x_BTW.shape[-1]
+    stds = t5_projection_stds(width, s.num_heads, s.head_dim) if s.init == "t5" else {}
+
+    def dense(name, features, **kwargs):
+      if name in stds:  # else flax's default kernel init (lecun normal)
+        kwargs["kernel_init"] = nn.initializers.normal(stds[name])
+      return nn.DenseGeneral(features, use_bias=s.use_bias, dtype=dtype, name=name, **kwargs)
+
+    heads = (s.num_heads, s.head_dim)
+    q = dense("query", heads)(x_BTW)
+    k, v = dense("key", heads)(x_BTW), dense("value", heads)(x_BTW)
     if s.qk_norm:  # QK-norm: bounded logits whatever the length (a fair softmax baseline)
       q = nn.RMSNorm(dtype=dtype, name="query_norm")(q)
       k = nn.RMSNorm(dtype=dtype, name="key_norm")(k)
@@ -108,10 +141,10 @@ class MultiHeadAttention(nn.Module):
         q, k, v, normalizer=s.normalizer, normalizer_params=params,
         normalizer_options=options, causal=s.causal, window=s.window,
         global_tokens=s.global_tokens, bias=bias, q_positions=positions_BT,
-        k_positions=positions_BT, lengths=lengths, implementation=s.implementation,
-        return_weights=return_weights, q_capped=q_capped)
+        k_positions=positions_BT, lengths=lengths, scale=s.score_scale,
+        implementation=s.implementation, return_weights=return_weights, q_capped=q_capped)
     weights = None
     if return_weights:
       out, weights = out
-    out = nn.DenseGeneral(x_BTW.shape[-1], axis=(-2, -1), dtype=dtype, name="out")(out)
+    out = dense("out", width, axis=(-2, -1))(out)
     return out, weights

@@ -18,15 +18,27 @@ __all__ = ["RelativeBiasModule", "T5", "t5_relative_position_bucket"]
 
 
 class RelativeBiasModule(nn.Module):
+  """The learned [H, num_buckets] table, returned as a ``RelativeBias`` spec.
+
+  Attributes:
+    num_heads: H.
+    bidirectional: buckets tell keys after the query from keys before it (encoder).
+    num_buckets, max_distance: T5's bucketing (32 and 128).
+    init_std: the table starts as normal(init_std); 0.02 by default, W^-0.5 under the
+      ``t5`` block (HuggingFace T5's ``_init_weights``, set by ``lengthgen.model``).
+  """
+
   num_heads: int
   bidirectional: bool
   num_buckets: int = 32
   max_distance: int = 128
+  init_std: float = 0.02
 
   @nn.compact
   def __call__(self, q_positions_BT, k_positions_BS, *, train: bool = False):
     del q_positions_BT, k_positions_BS, train
-    table = self.param("table", nn.initializers.normal(0.02), (self.num_heads, self.num_buckets))
+    table = self.param("table", nn.initializers.normal(self.init_std),
+                       (self.num_heads, self.num_buckets))
     return RelativeBias(table, bidirectional=self.bidirectional, num_buckets=self.num_buckets,
                         max_distance=self.max_distance)
 
