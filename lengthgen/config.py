@@ -60,6 +60,11 @@ class ModelConfig:
   distance_cap: bool = True        # Lambda mask + rotary: global tokens seen from <= window away
   attention_implementation: str = "auto"
   head: str = "vocab"              # output head: vocab | pointer (lengthgen.heads.HEADS)
+  block: str = "pre_ln"            # pre_ln (GPT-style: LayerNorm, biases, GELU, untied head) |
+                                   # t5 (HuggingFace T5 decoder block: RMSNorm, no biases, q.k
+                                   # unscaled (softplus normalizers keep their fixed scores),
+                                   # ReLU, HF T5 init, head tied to the embedding on W^-0.5 h;
+                                   # head="vocab" with one readout only); see lengthgen.model
   dtype: str = "float32"           # compute dtype: float32 | bfloat16
 
   __hash__ = _json_hash
@@ -265,6 +270,7 @@ def _choice(value, valid, path):
 
 
 MULTITASK_HEADS = ("per_task", "indicator")
+BLOCKS = ("pre_ln", "t5")  # ModelConfig.block; lengthgen.model builds both
 
 
 def check_fields(config: ExperimentConfig) -> None:
@@ -282,6 +288,14 @@ def check_fields(config: ExperimentConfig) -> None:
          f"width {m.width} must be divisible by num_heads {m.num_heads}")
   _check(m.mlp_ratio > 0, "config.model.mlp_ratio", f"must be > 0, got {m.mlp_ratio}")
   _check(0.0 <= m.dropout < 1.0, "config.model.dropout", f"must be in [0, 1), got {m.dropout}")
+  _choice(m.block, BLOCKS, "config.model.block")
+  if m.block == "t5":  # the tied readout is one vocabulary readout
+    _check(m.head == "vocab", "config.model.head",
+           f"block='t5' ties the output head to the token embedding, which is supported for "
+           f"head='vocab' only; got head={m.head!r} (use block='pre_ln' for it)")
+    _check(not (config.hints and config.multitask_head == "per_task"), "config.multitask_head",
+           "block='t5' has one tied readout, but per_task with hints needs one readout per "
+           "task; use multitask_head='indicator' (one shared readout) or block='pre_ln'")
 
   t = config.train
   for name in ("steps", "batch_size", "min_length", "max_length", "checkpoint_every",

@@ -8,6 +8,10 @@
   (p(v) ∝ Σ_{j: token_j = v} exp(s_tj)) and mixed with a vocabulary readout for tokens that
   cannot be pointed at (separator, end of sequence): p(v) ∝ Σ_j ... + exp(g_v). The loss and
   the metrics stay in vocabulary space.
+
+The ``t5`` block (``ModelConfig.block``) reads out through the token embedding instead, as
+HuggingFace T5 with ``tie_word_embeddings=True``: ``tied_vocab_logits``, for ``vocab`` with
+one readout only (``check_tied_head``).
 """
 
 from __future__ import annotations
@@ -92,3 +96,26 @@ class PointerHead(nn.Module):
 
 
 HEADS = {"vocab": VocabHead, "pointer": PointerHead}
+
+
+def check_tied_head(head: str, num_tasks: int) -> None:
+  """Raises ``ValueError`` unless ``head`` with ``num_tasks`` readouts can be tied.
+
+  The tied readout is the embedding table itself, one vocabulary readout: ``head="vocab"``
+  with ``num_tasks == 1``.
+  """
+  if head != "vocab" or num_tasks != 1:
+    raise ValueError(f"the tied output head (block='t5') supports head='vocab' with one "
+                     f"readout (num_tasks=1) only; got head={head!r}, num_tasks={num_tasks}. "
+                     f"Use block='pre_ln' for the {head} head or per-task readouts.")
+
+
+def tied_vocab_logits(embed: nn.Embed, h_BTW: jax.Array) -> jax.Array:
+  """HuggingFace T5's tied readout: ``(W^-0.5 h) E^T``, float32 logits [B, T, V].
+
+  ``T5ForConditionalGeneration`` with ``tie_word_embeddings=True`` multiplies the final
+  hidden states by ``d_model**-0.5`` and projects them with the shared embedding table E
+  [V, W]; ``embed`` is that table's module (``nn.Embed.attend``, computed in float32).
+  """
+  w = h_BTW.shape[-1]
+  return embed.attend(h_BTW.astype(jnp.float32) * w ** -0.5).astype(jnp.float32)

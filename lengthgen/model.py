@@ -1,13 +1,30 @@
-"""A pre-LayerNorm Transformer: causal decoder (default) or non-causal encoder.
+"""A pre-norm Transformer: causal decoder (default) or non-causal encoder.
 
 Positions are always explicit. The positional encoding acts through its three hooks
 (``lengthgen.positional.base``): an embedding added to the token embeddings, a rotation of
 q and k built once per forward pass, and a bias spec built once (``share_bias``) or per
 layer.
+
+``ModelConfig.block`` chooses the form of every block and of the readout:
+
+* ``pre_ln`` (default): GPT-style. LayerNorm (with bias), projections and MLP with biases,
+  GELU, q.k / sqrt(D), flax's default inits, token embedding normal(0.02), an untied head
+  (``lengthgen.heads.HEADS``).
+* ``t5``: the HuggingFace T5 decoder block that Kazemnejad et al. 2023 train every positional
+  encoding on. RMSNorm (no bias, no mean subtraction, eps 1e-6: ``T5LayerNorm``), no biases
+  anywhere, q.k unscaled (for the softmax family; the softplus normalizers keep their own
+  fixed scores, as they take no scale), ReLU MLP, ``T5PreTrainedModel._init_weights`` with
+  factor 1 (q (W D)^-0.5, k and v W^-0.5, out (H D)^-0.5, MLP up W^-0.5 and down
+  hidden^-0.5, token embedding 1.0, a bias module's declared ``init_std``, i.e. the ``t5``
+  table, W^-0.5), and the head tied to the token embedding on ``W^-0.5 h``
+  (``lengthgen.heads.tied_vocab_logits``; ``head="vocab"`` with one readout only).
+  Dropout stays where ``pre_ln`` has it (embeddings, each residual branch, inside the MLP);
+  HF T5 also drops attention weights and the final normalized states, this model does not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -16,9 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import lengthgen.positional as pe
+from lengthgen.attention import normalizers
 from lengthgen.attention.layer import AttentionSpec, MultiHeadAttention
 from lengthgen.config import ModelConfig
-from lengthgen.heads import HEADS
+from lengthgen.heads import HEADS, check_tied_head, tied_vocab_logits
+
+T5_NORM_EPS = 1e-6  # T5LayerNorm's layer_norm_epsilon
 
 
 def _named(module: nn.Module, parent: nn.Module, name: str) -> nn.Module:
@@ -26,19 +46,61 @@ def _named(module: nn.Module, parent: nn.Module, name: str) -> nn.Module:
   return module.clone(parent=parent, name=name)
 
 
+def _norm(block: str, dtype, name: str) -> nn.Module:
+  """The block's normalization: LayerNorm (pre_ln) or T5's RMSNorm (t5)."""
+  if block == "t5":
+    return nn.RMSNorm(epsilon=T5_NORM_EPS, dtype=dtype, name=name)
+  return nn.LayerNorm(dtype=dtype, name=name)
+
+
+def _bias_module(encoding: pe.Encoding, c: ModelConfig) -> nn.Module | None:
+  """The encoding's bias module; under ``t5``, one declaring ``init_std`` starts at W^-0.5."""
+  module = encoding.bias(c.num_heads, causal=c.causal)
+  if (module is not None and c.block == "t5"
+      and "init_std" in {f.name for f in dataclasses.fields(module)}):
+    module = module.clone(init_std=c.width ** -0.5)
+  return module
+
+
 class Mlp(nn.Module):
+  """The feed-forward branch: up, activation, dropout, down.
+
+  Attributes:
+    hidden: the inner width.
+    dropout: the rate of the dropout between the two projections.
+    dtype: compute dtype.
+    block: ``pre_ln`` (GELU, biases, flax's default init) or ``t5`` (HF T5's
+      ``T5DenseActDense``: ReLU, no biases, up ~ N(0, W^-0.5), down ~ N(0, hidden^-0.5)).
+  """
+
   hidden: int
   dropout: float = 0.0
   dtype: Any = jnp.float32
+  block: str = "pre_ln"
 
   @nn.compact
   def __call__(self, x_BTW, *, train: bool):
+    width = x_BTW.shape[-1]
+    if self.block == "t5":
+      dense = lambda features, std, name: nn.Dense(
+          features, use_bias=False, kernel_init=nn.initializers.normal(std), dtype=self.dtype,
+          name=name)
+      h = nn.relu(dense(self.hidden, width ** -0.5, "up")(x_BTW))
+      h = nn.Dropout(self.dropout, deterministic=not train)(h)
+      return dense(width, self.hidden ** -0.5, "down")(h)
     h = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, name="up")(x_BTW))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    return nn.Dense(x_BTW.shape[-1], dtype=self.dtype, name="down")(h)
+    return nn.Dense(width, dtype=self.dtype, name="down")(h)
 
 
 class Block(nn.Module):
+  """One pre-norm layer: x + attention(norm(x)), then x + mlp(norm(x)).
+
+  Attributes:
+    config: the architecture (``config.block`` chooses the norms, projections and inits).
+    encoding: the positional encoding whose hooks the layer applies.
+  """
+
   config: ModelConfig
   encoding: pe.Encoding
 
@@ -47,23 +109,27 @@ class Block(nn.Module):
                return_weights=False, cap_rotation=None):
     c = self.config
     dtype = jnp.dtype(c.dtype)
+    t5 = c.block == "t5"
     if bias is None and not self.encoding.share_bias:
-      bias_module = self.encoding.bias(c.num_heads, causal=c.causal)
+      bias_module = _bias_module(self.encoding, c)
       if bias_module is not None:
         bias = _named(bias_module, self, "position_bias")(positions_BT, positions_BT,
                                                           train=train)
+    takes_scale = normalizers.get(c.normalizer).takes_scale
     spec = AttentionSpec(
         num_heads=c.num_heads, head_dim=c.head_dim, normalizer=c.normalizer,
         normalizer_options=c.normalizer_options, causal=c.causal, window=c.window,
         global_tokens=c.global_tokens, implementation=c.attention_implementation,
-        qk_norm=c.qk_norm, length_temperature=c.length_temperature, dtype=c.dtype)
+        qk_norm=c.qk_norm, length_temperature=c.length_temperature,
+        score_scale=1.0 if t5 and takes_scale else None, use_bias=not t5,
+        init="t5" if t5 else "lecun_normal", dtype=c.dtype)
     h, weights = MultiHeadAttention(spec, name="attention")(
-            nn.LayerNorm(dtype=dtype, name="ln_attention")(x_BTW), positions_BT=positions_BT,
+            _norm(c.block, dtype, "ln_attention")(x_BTW), positions_BT=positions_BT,
             rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights,
             cap_rotation=cap_rotation)
     x_BTW = x_BTW + nn.Dropout(c.dropout, deterministic=not train)(h)
-    h = Mlp(int(c.width * c.mlp_ratio), c.dropout, dtype, name="mlp")(
-        nn.LayerNorm(dtype=dtype, name="ln_mlp")(x_BTW), train=train)
+    h = Mlp(int(c.width * c.mlp_ratio), c.dropout, dtype, c.block, name="mlp")(
+        _norm(c.block, dtype, "ln_mlp")(x_BTW), train=train)
     x_BTW = x_BTW + nn.Dropout(c.dropout, deterministic=not train)(h)
     return x_BTW, weights
 
@@ -103,9 +169,16 @@ class Transformer(nn.Module):
 
     Returns:
       logits [B, T, V] float32, or (logits, weights) with ``return_attention``.
+
+    Raises:
+      ValueError: ``block="t5"`` with a head other than ``vocab`` or ``num_tasks > 1`` (the
+        tied readout is one vocabulary readout).
     """
     c = self.config
     dtype = jnp.dtype(c.dtype)
+    t5 = c.block == "t5"
+    if t5:
+      check_tied_head(c.head, self.num_tasks)
     b, t = tokens_BT.shape
     if positions_BT is None:
       positions_BT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
@@ -117,8 +190,9 @@ class Transformer(nn.Module):
     if max_position is not None:
       encoding.check_positions(max_position)
 
-    x = nn.Embed(self.vocab_size, c.width, embedding_init=nn.initializers.normal(0.02),
-                 name="embed")(tokens_BT)
+    embed = nn.Embed(self.vocab_size, c.width,
+                     embedding_init=nn.initializers.normal(1.0 if t5 else 0.02), name="embed")
+    x = embed(tokens_BT)
     embedding = encoding.embedding(c.width)
     if embedding is not None:
       x = x + _named(embedding, self, "position_embedding")(positions_BT, train=train).astype(
@@ -137,7 +211,7 @@ class Transformer(nn.Module):
         rotation = rotary(positions_BT, train=train)
     bias = None
     if encoding.share_bias:
-      bias_module = encoding.bias(c.num_heads, causal=c.causal)
+      bias_module = _bias_module(encoding, c)
       if bias_module is not None:
         bias = _named(bias_module, self, "position_bias")(positions_BT, positions_BT,
                                                           train=train)
@@ -148,9 +222,12 @@ class Transformer(nn.Module):
           x, positions_BT=positions_BT, rotation=rotation, bias=bias, lengths=lengths,
           train=train, return_weights=return_attention, cap_rotation=cap_rotation)
       all_weights.append(w)
-    x = nn.LayerNorm(dtype=dtype, name="ln_final")(x)
-    logits = HEADS[c.head](self.vocab_size, c.causal, dtype, self.num_tasks, name="head")(
-        x, tokens_BT=tokens_BT, lengths=lengths, task_ids_B=task_ids_B)
+    x = _norm(c.block, dtype, "ln_final")(x)
+    if t5:  # HF T5, tie_word_embeddings=True: (W^-0.5 h) E^T
+      logits = tied_vocab_logits(embed, x)
+    else:
+      logits = HEADS[c.head](self.vocab_size, c.causal, dtype, self.num_tasks, name="head")(
+          x, tokens_BT=tokens_BT, lengths=lengths, task_ids_B=task_ids_B)
     if return_attention:
       return logits, jnp.stack(all_weights)
     return logits
