@@ -339,6 +339,9 @@ def test_from_linen_names_what_does_not_fit():
     lnnx.RelativeBiasModule.from_linen(linen, params)
   with pytest.raises(ValueError, match="no query"):
     lnnx.MultiHeadAttention.from_linen(LinenAttention(AttentionSpec(2, 4)), params)
+  t5_spec = AttentionSpec(2, 4, score_scale=1.0, use_bias=False, init="t5")
+  with pytest.raises(ValueError, match=r"pre_ln block's attention only .*score_scale=1.0"):
+    lnnx.MultiHeadAttention.from_linen(LinenAttention(t5_spec), params)
   # The whole variables dict is accepted as well as its "params".
   module = lnnx.FireBias.from_linen(linen, {"params": params})
   chex.assert_trees_all_equal(module.linen_params(), params)

@@ -117,8 +117,16 @@ class MultiHeadAttention(convert.LinenCounterpart):
 
     Raises:
       TypeError: ``module`` is not that linen layer.
-      ValueError: a parameter is missing, unexpected or of another shape.
+      ValueError: a parameter is missing, unexpected or of another shape, or the spec uses
+        the t5 block's fields (``score_scale``, ``use_bias=False``, ``init="t5"``), which this
+        layer does not implement.
     """
     convert.check_linen_module(module, linen_layer.MultiHeadAttention)
+    spec = module.spec
+    if spec.score_scale is not None or not spec.use_bias or spec.init != "lecun_normal":
+      raise ValueError(
+          "lengthgen.nnx.MultiHeadAttention implements the pre_ln block's attention only "
+          "(score_scale=None, use_bias=True, init='lecun_normal'); got score_scale="
+          f"{spec.score_scale!r}, use_bias={spec.use_bias!r}, init={spec.init!r}")
     width = jnp.shape(convert.linen_field(params, "query", "kernel"))[0]
     return convert.build_from_linen(lambda rngs: cls(module.spec, width, rngs=rngs), params)

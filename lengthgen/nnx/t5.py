@@ -30,20 +30,23 @@ class RelativeBiasModule(convert.LinenCounterpart):
       encoder); a causal decoder uses ``False``.
     num_buckets: K, distance buckets (T5: 32).
     max_distance: distances from here on share the last bucket (T5: 128).
-    rngs: draws the float32 table from normal(0.02), as the linen module does.
+    init_std: the table's initial std, as the linen module's (0.02; W^-0.5 under the t5
+      block).
+    rngs: draws the float32 table from normal(init_std), as the linen module does.
 
   Attributes:
     table: ``nnx.Param`` float32 [H, K].
   """
 
   def __init__(self, num_heads: int, bidirectional: bool, num_buckets: int = 32,
-               max_distance: int = 128, *, rngs: nnx.Rngs):
+               max_distance: int = 128, init_std: float = 0.02, *, rngs: nnx.Rngs):
     self.num_heads = num_heads
     self.bidirectional = bidirectional
     self.num_buckets = num_buckets
     self.max_distance = max_distance
+    self.init_std = init_std
     self.table = nnx.Param(
-        nnx.initializers.normal(0.02)(rngs.params(), (num_heads, num_buckets), jnp.float32))
+        nnx.initializers.normal(init_std)(rngs.params(), (num_heads, num_buckets), jnp.float32))
 
   def __call__(self, q_positions_BT: jax.Array, k_positions_BS: jax.Array, *,
                train: bool = False) -> RelativeBias:
@@ -78,4 +81,4 @@ class RelativeBiasModule(convert.LinenCounterpart):
     convert.check_linen_module(module, linen_t5.RelativeBiasModule)
     return convert.build_from_linen(
         lambda rngs: cls(module.num_heads, module.bidirectional, module.num_buckets,
-                         module.max_distance, rngs=rngs), params)
+                         module.max_distance, module.init_std, rngs=rngs), params)
