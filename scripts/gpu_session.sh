@@ -65,6 +65,10 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
     sweep:recall)
       sweep softplus_recall softplus_recall --encodings=rope \
         --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --parallel=5 ;;
+    sweep:hinting)  # task hinting, full size (sort, train 1..20, evaluate 1..120)
+      for p in none successor identity_successor successor_each temperature; do
+        sweep "task_hinting_$p" "task_hinting:${p/none/}" --encodings=nope
+      done ;;
     sweep:clex)
       sweep clex_copy clex_copy --encodings=clex,rope,rope_ntk,nope \
         --parallel=4 ;;
