@@ -1,0 +1,107 @@
+"""Where a trained copy model goes wrong beyond its training lengths, and a T5-bias check.
+
+  .venv/bin/python scripts/copy_errors.py WORKDIR [--lengths=22,26,30,40] [--clamp_t5]
+
+For each length: how many of the evaluation examples (the run's own evaluation examples,
+teacher-forced as ``lengthgen.evaluate``) have an error, the answer index of each example's
+first error, and the most common (target, prediction) pairs there; e.g. ``('a6', '<eos>')``
+means the model stopped early. With ``--clamp_t5`` (runs with the T5 bias) it also
+re-evaluates exact match beyond the training lengths after setting every bucket of the bias
+table that the training lengths never reach to the farthest trained bucket's value: if the
+score does not change, the untrained far buckets are not what fails.
+
+Runs on every seed of a vmapped workdir (``--seeds`` picks the seed indices).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lengthgen import analysis, data, evaluate
+from lengthgen.attention.bias import t5_relative_position_bucket
+
+
+def length_inputs(run: analysis.TrainedRun, length: int):
+  """The evaluation inputs of one length, as ``lengthgen.evaluate.evaluate_length`` builds."""
+  setup, config = run.setup, run.config
+  rng = data.eval_rng(config.train.seed, length)
+  batch = setup.tasks[0].task.sample(rng, config.eval.num_examples, length)
+  batch = evaluate.pad_batch(batch, data.round_up(batch.tokens.shape[1], config.eval.bucket))
+  return data.mixture_inputs(setup, [(0, batch)], rng, train=False)
+
+
+def first_errors(run: analysis.TrainedRun, length: int) -> tuple[int, dict, list]:
+  """(examples with an error, {answer index of the first error: count}, top 3 pairs)."""
+  inputs = length_inputs(run, length)
+  logits = run.setup.model.apply({"params": run.params}, inputs["tokens"], inputs["positions"],
+                                 lengths=inputs["lengths"], task_ids_B=inputs["task_ids"])
+  pred = np.asarray(jnp.argmax(logits, -1))
+  target, mask = inputs["targets"], inputs["loss_mask"] > 0
+  vocab = run.setup.tasks[0].task.vocab
+  where, pairs = collections.Counter(), collections.Counter()
+  for b in range(len(pred)):
+    idx = np.flatnonzero(mask[b])
+    wrong = np.flatnonzero(pred[b, idx] != target[b, idx])
+    if len(wrong):
+      where[int(wrong[0])] += 1
+      t = idx[wrong[0]]
+      pairs[(vocab[target[b, t]], vocab[pred[b, t]])] += 1
+  return sum(where.values()), dict(sorted(where.items())), pairs.most_common(3)
+
+
+def clamp_t5_table(params, last_bucket: int):
+  """``params`` with every T5 bias table's buckets after ``last_bucket`` set to its value."""
+  def clamp(path, x):
+    name = "/".join(str(getattr(k, "key", k)) for k in path)
+    if "position_bias" in name and name.endswith("table"):
+      x = np.array(x)
+      x[:, last_bucket + 1:] = x[:, last_bucket:last_bucket + 1]
+      return jnp.asarray(x)
+    return x
+  return jax.tree_util.tree_map_with_path(clamp, params)
+
+
+def ood_exact_match(run: analysis.TrainedRun, params) -> float:
+  rows = evaluate.evaluate(run.setup, params)
+  return float(np.mean([r["exact_match"] for r in rows
+                        if r["length"] > run.config.train.max_length]))
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("workdir")
+  p.add_argument("--lengths", default="22,26,30,40")
+  p.add_argument("--seeds", default="", help="seed indices (default: all of the workdir)")
+  p.add_argument("--clamp_t5", action="store_true")
+  a = p.parse_args()
+  first = analysis.TrainedRun(a.workdir)
+  seeds = ([int(s) for s in a.seeds.split(",")] if a.seeds
+           else list(range(first.config.train.num_seeds)))
+  for seed_index in seeds:
+    run = analysis.TrainedRun(a.workdir, seed_index=seed_index)
+    print(f"seed index {seed_index} (train.seed {run.config.train.seed} + {seed_index}):")
+    for length in (int(n) for n in a.lengths.split(",")):
+      n, where, pairs = first_errors(run, length)
+      print(f"  length {length}: {n}/{run.config.eval.num_examples} with an error; first error "
+            f"at answer index {where}; (target, prediction) {pairs}")
+    if a.clamp_t5:
+      task = run.setup.tasks[0].task
+      longest = task.sample(np.random.default_rng(0), 1, run.config.train.max_length)
+      encoding = run.model.encoding
+      if encoding.name != "t5":
+        raise SystemExit(f"--clamp_t5: {a.workdir} uses {encoding.name!r}, not the T5 bias")
+      last = int(t5_relative_position_bucket(
+          -np.asarray(longest.tokens.shape[1] - 1), bidirectional=not run.config.model.causal,
+          num_buckets=encoding.num_buckets, max_distance=encoding.max_distance))
+      print(f"  exact match beyond training: {ood_exact_match(run, run.params):.3f} as "
+            f"trained, {ood_exact_match(run, clamp_t5_table(run.params, last)):.3f} with the "
+            f"buckets after {last} (the farthest a training sequence reaches) clamped")
+
+
+if __name__ == "__main__":
+  main()
