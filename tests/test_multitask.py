@@ -65,6 +65,10 @@ def test_per_element_hints_by_hand():
   seq = np.asarray([source, [sym(2)] * 4])
   assert each.answer(seq, None).tolist() == [[sym(4), sym(3), none, sym(3)], [none] * 4]
   assert pairs.answer(seq, None)[1].tolist() == [sym(2), none] * 4
+  equal = HINT_TASKS["count_equal"](8)
+  assert equal.solve(source + [equal.token("?"), sym(1)]) == [equal.token("d2")]
+  assert equal.answer(np.tile(seq[:1], (1, 3)), np.asarray([sym(1)])).tolist() == \
+      [[equal.token("d0"), equal.token("d6")]]
 
 
 def test_validation_names_the_field():

@@ -6,7 +6,7 @@ on n in 1..20, evaluate n in 1..120, with and without a hint task on a shared tr
 
 Presets (combine with commas, e.g. ``:successor,temperature``):
   ``""``             no hint (the baseline)
-  ``successor``, ``predecessor``, ``count_smaller``, ``fill``, ``successor_each``,
+  ``successor``, ``predecessor``, ``count_smaller``, ``count_equal``, ``fill``, ``successor_each``,
   ``identity_successor``: that hint task (lengthgen/tasks/hints.py); the hints
                      share half of each batch, weight 1, each its own output head
                      (``multitask_head=per_task``)
@@ -30,7 +30,7 @@ import ml_collections
 from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 
-HINTS = ("successor", "predecessor", "count_smaller", "fill", "successor_each",
+HINTS = ("successor", "predecessor", "count_smaller", "count_equal", "fill", "successor_each",
          "identity_successor")
 PRESETS = ["", "tiny", "cpu", "temperature", "indicator", *HINTS, "successor,temperature",
            "cpu,successor", "tiny,successor", "tiny,successor,indicator", "tiny,fill,temperature",

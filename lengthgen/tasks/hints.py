@@ -9,6 +9,7 @@ replacement); the query hints append ``? x`` where ``x`` is an element of the se
     predecessor  a3 a1 a4 a1 ? a3 | a1          largest element < x ("none" if x is the min)
     count        a3 a1 a4 a1 ? a3 | d0 d2       how many elements are < x (decimal, as many
                                                 digits as the length has, leading zeros)
+    count_equal  a3 a1 a4 a1 ? a1 | d0 d2       how many times x occurs
     fill         a3 a1 a4 a1 | _ _ _ _          one fill symbol per source element
     successor_each
                  a3 a1 a4 a1 | a4 a3 none a3    every element's successor, in source order
@@ -135,16 +136,32 @@ class CountSmaller(HintTask):
 
   name = "count_smaller"
 
+  @staticmethod
+  def counts(seq, query):
+    return seq < query
+
   def answer(self, seq, query):
-    count = (seq < query[:, None]).sum(axis=1)
+    count = self.counts(seq, query[:, None]).sum(axis=1)
     width = len(str(seq.shape[1]))
     powers = 10 ** np.arange(width - 1, -1, -1)
     return self.token("d0") + (count[:, None] // powers[None]) % 10
 
   def solve(self, source):
     seq, x = self.split(source)
-    text = str(sum(1 for t in seq if t < x)).zfill(len(str(len(seq))))
+    text = str(sum(1 for t in seq if self.counts(t, x))).zfill(len(str(len(seq))))
     return [self.token(f"d{c}") for c in text]
+
+
+@dataclasses.dataclass(frozen=True)
+class CountEqual(CountSmaller):
+  """How many times the query occurs in the sequence (its multiplicity), zero-padded decimal:
+  what sorting with repetitions must track to write each value the right number of times."""
+
+  name = "count_equal"
+
+  @staticmethod
+  def counts(seq, query):
+    return seq == query
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +232,7 @@ HINT_TASKS = {
     "successor": Successor,
     "predecessor": Predecessor,
     "count_smaller": CountSmaller,
+    "count_equal": CountEqual,
     "fill": Fill,
     "successor_each": SuccessorEach,
     "identity_successor": IdentitySuccessor,
