@@ -1,4 +1,4 @@
-"""Where a trained copy model goes wrong beyond its training lengths, and a T5-bias check.
+"""Where a trained decoder (copy, count, ...) goes wrong beyond its training lengths; a T5 check.
 
   .venv/bin/python scripts/copy_errors.py WORKDIR [--lengths=22,26,30,40] [--clamp_t5]
 
