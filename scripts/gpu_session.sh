@@ -69,6 +69,10 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
       for p in none successor identity_successor successor_each temperature; do
         sweep "task_hinting_$p" "task_hinting:${p/none/}" --encodings=nope
       done ;;
+    sweep:rasp_l)  # Zhou et al.'s mode, unique copy and copy with repeated tokens
+      for t in mode unique repeat; do
+        sweep "rasp_l_$t" "rasp_l:$t" --encodings=learned --positions=offset
+      done ;;
     sweep:clex)
       sweep clex_copy clex_copy --encodings=clex,rope,rope_ntk,nope \
         --parallel=4 ;;
