@@ -10,6 +10,11 @@ re-evaluates exact match beyond the training lengths after setting every bucket 
 table that the training lengths never reach to the farthest trained bucket's value: if the
 score does not change, the untrained far buckets are not what fails.
 
+With ``--sort_kinds`` (sort runs) each wrong example's first error is also classified:
+``one copy too many`` (it repeats the previous value once more than the source has it),
+``one copy too few`` (it moves on while a copy is left), ``skipped a value``, ``early eos``,
+``first (min)`` or ``other``.
+
 Runs on every seed of a vmapped workdir (``--seeds`` picks the seed indices).
 """
 
@@ -54,6 +59,40 @@ def first_errors(run: analysis.TrainedRun, length: int) -> tuple[int, dict, list
   return sum(where.values()), dict(sorted(where.items())), pairs.most_common(3)
 
 
+def sort_error_kind(target: int, prediction: int, previous: int | None, eos: int) -> str:
+  """The kind of a sort model's first error (see the module docstring)."""
+  if previous is None:
+    return "first (min)"
+  if prediction == previous:
+    return "one copy too many"
+  if target == previous:
+    return "one copy too few"
+  if prediction == eos:
+    return "early eos"
+  if prediction > target:
+    return "skipped a value"
+  return "other"
+
+
+def sort_kinds(run: analysis.TrainedRun, length: int) -> dict:
+  """{kind: count} of the first errors of one length's evaluation examples."""
+  inputs = length_inputs(run, length)
+  logits = run.setup.model.apply({"params": run.params}, inputs["tokens"], inputs["positions"],
+                                 lengths=inputs["lengths"], task_ids_B=inputs["task_ids"])
+  pred = np.asarray(jnp.argmax(logits, -1))
+  target, mask = inputs["targets"], inputs["loss_mask"] > 0
+  eos = run.setup.tasks[0].task.eos_id
+  kinds = collections.Counter()
+  for b in range(len(pred)):
+    idx = np.flatnonzero(mask[b])
+    wrong = np.flatnonzero(pred[b, idx] != target[b, idx])
+    if len(wrong):
+      k = wrong[0]
+      previous = int(target[b, idx[k - 1]]) if k else None
+      kinds[sort_error_kind(int(target[b, idx[k]]), int(pred[b, idx[k]]), previous, eos)] += 1
+  return dict(kinds.most_common())
+
+
 def clamp_t5_table(params, last_bucket: int):
   """``params`` with every T5 bias table's buckets after ``last_bucket`` set to its value."""
   def clamp(path, x):
@@ -78,6 +117,7 @@ def main():
   p.add_argument("--lengths", default="22,26,30,40")
   p.add_argument("--seeds", default="", help="seed indices (default: all of the workdir)")
   p.add_argument("--clamp_t5", action="store_true")
+  p.add_argument("--sort_kinds", action="store_true")
   a = p.parse_args()
   first = analysis.TrainedRun(a.workdir)
   seeds = ([int(s) for s in a.seeds.split(",")] if a.seeds
@@ -89,6 +129,8 @@ def main():
       n, where, pairs = first_errors(run, length)
       print(f"  length {length}: {n}/{run.config.eval.num_examples} with an error; first error "
             f"at answer index {where}; (target, prediction) {pairs}")
+      if a.sort_kinds:
+        print(f"    first-error kinds: {sort_kinds(run, length)}")
     if a.clamp_t5:
       task = run.setup.tasks[0].task
       longest = task.sample(np.random.default_rng(0), 1, run.config.train.max_length)

@@ -69,3 +69,13 @@ def test_clamp_t5_table_copies_the_last_trained_bucket_only_into_t5_tables():
   np.testing.assert_array_equal(out["position_bias"]["table"],
                                 [[0, 1, 2, 2, 2, 2], [6, 7, 8, 8, 8, 8]])
   np.testing.assert_array_equal(out["block_0"]["mlp"]["kernel"], table)
+
+
+def test_sort_error_kinds():
+  eos = 2
+  assert copy_errors.sort_error_kind(5, 4, None, eos) == "first (min)"
+  assert copy_errors.sort_error_kind(6, 5, 5, eos) == "one copy too many"
+  assert copy_errors.sort_error_kind(5, 6, 5, eos) == "one copy too few"
+  assert copy_errors.sort_error_kind(6, eos, 5, eos) == "early eos"
+  assert copy_errors.sort_error_kind(6, 8, 5, eos) == "skipped a value"
+  assert copy_errors.sort_error_kind(8, 6, 5, eos) == "other"
