@@ -34,17 +34,24 @@ def eval_batch_size(config: ExperimentConfig, padded_length: int) -> int:
   return size
 
 
-def evaluate_length(setup, params, length: int, *, task_index: int = 0,
-                    seed: int | None = None) -> dict:
-  """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length of
-  task ``task_index`` of a ``lengthgen.build.Setup`` (examples: a function of (seed, length);
-  default seed: the config's)."""
+def length_inputs(setup, length: int, *, task_index: int = 0,
+                  seed: int | None = None) -> dict[str, np.ndarray]:
+  """The model inputs of the ``config.eval.num_examples`` evaluation examples of one length of
+  task ``task_index`` (a function of (seed, length); default seed: the config's)."""
   config = setup.config
   e = config.eval
   rng = data.eval_rng(config.train.seed if seed is None else seed, length)
   batch = setup.tasks[task_index].task.sample(rng, e.num_examples, length)
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
-  inputs = data.mixture_inputs(setup, [(task_index, batch)], rng, train=False)
+  return data.mixture_inputs(setup, [(task_index, batch)], rng, train=False)
+
+
+def evaluate_length(setup, params, length: int, *, task_index: int = 0,
+                    seed: int | None = None) -> dict:
+  """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length of
+  task ``task_index`` of a ``lengthgen.build.Setup`` (examples: ``length_inputs``)."""
+  config = setup.config
+  inputs = length_inputs(setup, length, task_index=task_index, seed=seed)
   size = eval_batch_size(config, inputs["tokens"].shape[1])
   model = setup.model
   return length_row(lambda chunk: eval_step(params, chunk, model=model), inputs, length, size)
