@@ -27,36 +27,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lengthgen import analysis, data, evaluate
+from lengthgen import analysis, evaluate
 from lengthgen.attention.bias import t5_relative_position_bucket
 
 
-def length_inputs(run: analysis.TrainedRun, length: int):
-  """The evaluation inputs of one length, as ``lengthgen.evaluate.evaluate_length`` builds."""
-  setup, config = run.setup, run.config
-  rng = data.eval_rng(config.train.seed, length)
-  batch = setup.tasks[0].task.sample(rng, config.eval.num_examples, length)
-  batch = evaluate.pad_batch(batch, data.round_up(batch.tokens.shape[1], config.eval.bucket))
-  return data.mixture_inputs(setup, [(0, batch)], rng, train=False)
-
-
-def first_errors(run: analysis.TrainedRun, length: int) -> tuple[int, dict, list]:
-  """(examples with an error, {answer index of the first error: count}, top 3 pairs)."""
-  inputs = length_inputs(run, length)
+def first_error_rows(run: analysis.TrainedRun, length: int) -> list[tuple]:
+  """One (answer index, target, prediction, previous target or None) tuple per evaluation example
+  of ``length`` with an error, at its first error (inputs: ``evaluate.length_inputs``)."""
+  inputs = evaluate.length_inputs(run.setup, length)
   logits = run.setup.model.apply({"params": run.params}, inputs["tokens"], inputs["positions"],
                                  lengths=inputs["lengths"], task_ids_B=inputs["task_ids"])
   pred = np.asarray(jnp.argmax(logits, -1))
   target, mask = inputs["targets"], inputs["loss_mask"] > 0
-  vocab = run.setup.tasks[0].task.vocab
-  where, pairs = collections.Counter(), collections.Counter()
+  rows = []
   for b in range(len(pred)):
     idx = np.flatnonzero(mask[b])
     wrong = np.flatnonzero(pred[b, idx] != target[b, idx])
     if len(wrong):
-      where[int(wrong[0])] += 1
-      t = idx[wrong[0]]
-      pairs[(vocab[target[b, t]], vocab[pred[b, t]])] += 1
-  return sum(where.values()), dict(sorted(where.items())), pairs.most_common(3)
+      k = int(wrong[0])
+      previous = int(target[b, idx[k - 1]]) if k else None
+      rows.append((k, int(target[b, idx[k]]), int(pred[b, idx[k]]), previous))
+  return rows
+
+
+def first_errors(rows, vocab: list[str]) -> tuple[int, dict, list]:
+  """(examples with an error, {answer index of the first error: count}, top 3 (target,
+  prediction) pairs) of ``first_error_rows``."""
+  where = collections.Counter(k for k, _, _, _ in rows)
+  pairs = collections.Counter((vocab[t], vocab[p]) for _, t, p, _ in rows)
+  return len(rows), dict(sorted(where.items())), pairs.most_common(3)
 
 
 def sort_error_kind(target: int, prediction: int, previous: int | None, eos: int) -> str:
@@ -74,22 +73,9 @@ def sort_error_kind(target: int, prediction: int, previous: int | None, eos: int
   return "other"
 
 
-def sort_kinds(run: analysis.TrainedRun, length: int) -> dict:
-  """{kind: count} of the first errors of one length's evaluation examples."""
-  inputs = length_inputs(run, length)
-  logits = run.setup.model.apply({"params": run.params}, inputs["tokens"], inputs["positions"],
-                                 lengths=inputs["lengths"], task_ids_B=inputs["task_ids"])
-  pred = np.asarray(jnp.argmax(logits, -1))
-  target, mask = inputs["targets"], inputs["loss_mask"] > 0
-  eos = run.setup.tasks[0].task.eos_id
-  kinds = collections.Counter()
-  for b in range(len(pred)):
-    idx = np.flatnonzero(mask[b])
-    wrong = np.flatnonzero(pred[b, idx] != target[b, idx])
-    if len(wrong):
-      k = wrong[0]
-      previous = int(target[b, idx[k - 1]]) if k else None
-      kinds[sort_error_kind(int(target[b, idx[k]]), int(pred[b, idx[k]]), previous, eos)] += 1
+def sort_kinds(rows, eos: int) -> dict:
+  """{kind: count} of the first errors ``first_error_rows`` of a sort run."""
+  kinds = collections.Counter(sort_error_kind(t, p, previous, eos) for _, t, p, previous in rows)
   return dict(kinds.most_common())
 
 
@@ -126,11 +112,12 @@ def main():
     run = analysis.TrainedRun(a.workdir, seed_index=seed_index)
     print(f"seed index {seed_index} (train.seed {run.config.train.seed} + {seed_index}):")
     for length in (int(n) for n in a.lengths.split(",")):
-      n, where, pairs = first_errors(run, length)
+      rows = first_error_rows(run, length)
+      n, where, pairs = first_errors(rows, run.setup.tasks[0].task.vocab)
       print(f"  length {length}: {n}/{run.config.eval.num_examples} with an error; first error "
             f"at answer index {where}; (target, prediction) {pairs}")
       if a.sort_kinds:
-        print(f"    first-error kinds: {sort_kinds(run, length)}")
+        print(f"    first-error kinds: {sort_kinds(rows, run.setup.tasks[0].task.eos_id)}")
     if a.clamp_t5:
       task = run.setup.tasks[0].task
       longest = task.sample(np.random.default_rng(0), 1, run.config.train.max_length)
