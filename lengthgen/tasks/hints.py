@@ -45,6 +45,18 @@ FILL = "_"
 DIGITS = [f"d{i}" for i in range(10)]
 
 
+def smallest_above(seq_BN: np.ndarray, x_BK: np.ndarray, none: int) -> np.ndarray:
+  """``out[b, k]``: the smallest ``seq[b, j] > x[b, k]``, or ``none``; [B, K]."""
+  big = np.iinfo(np.int32).max
+  above = np.where(seq_BN[:, None, :] > x_BK[:, :, None], seq_BN[:, None, :], big)
+  best = above.min(axis=2)
+  return np.where(best == big, none, best)
+
+
+def _smallest_above_list(seq: list[int], x: int, none: int) -> int:
+  return min((t for t in seq if t > x), default=none)
+
+
 @dataclasses.dataclass(frozen=True)
 class HintTask:
   """Shared layout: ``source [? x] | answer <eos>`` over sort's alphabet."""
@@ -103,14 +115,11 @@ class Successor(HintTask):
   name = "successor"
 
   def answer(self, seq, query):
-    bigger = np.where(seq > query[:, None], seq, np.iinfo(np.int32).max)
-    best = bigger.min(axis=1)
-    return np.where(best == np.iinfo(np.int32).max, self.token(NONE), best)[:, None]
+    return smallest_above(seq, query[:, None], self.token(NONE))
 
   def solve(self, source):
     seq, x = self.split(source)
-    above = sorted(t for t in seq if t > x)
-    return [above[0] if above else self.token(NONE)]
+    return [_smallest_above_list(seq, x, self.token(NONE))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,18 +188,6 @@ class Fill(HintTask):
     return [self.token(FILL)] * len(source)
 
 
-def successors(seq_BN: np.ndarray, none: int) -> np.ndarray:
-  """``out[b, i]``: the smallest ``seq[b, j] > seq[b, i]``, or ``none``; [B, N]."""
-  big = np.iinfo(np.int32).max
-  above = np.where(seq_BN[:, None, :] > seq_BN[:, :, None], seq_BN[:, None, :], big)
-  best = above.min(axis=2)
-  return np.where(best == big, none, best)
-
-
-def _successor_list(seq: list[int], none: int) -> list[int]:
-  return [min((t for t in seq if t > x), default=none) for x in seq]
-
-
 @dataclasses.dataclass(frozen=True)
 class SuccessorEach(HintTask):
   """Every source element's successor (smallest element > it, or ``none``), in source order."""
@@ -200,10 +197,10 @@ class SuccessorEach(HintTask):
 
   def answer(self, seq, query):
     del query
-    return successors(seq, self.token(NONE))
+    return smallest_above(seq, seq, self.token(NONE))
 
   def solve(self, source):
-    return _successor_list(list(source), self.token(NONE))
+    return [_smallest_above_list(source, x, self.token(NONE)) for x in source]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,14 +214,14 @@ class IdentitySuccessor(HintTask):
     del query
     out = np.empty((seq.shape[0], 2 * seq.shape[1]), seq.dtype)
     out[:, ::2] = seq
-    out[:, 1::2] = successors(seq, self.token(NONE))
+    out[:, 1::2] = smallest_above(seq, seq, self.token(NONE))
     return out
 
   def solve(self, source):
     source = list(source)
     out = []
-    for x, s in zip(source, _successor_list(source, self.token(NONE))):
-      out += [x, s]
+    for x in source:
+      out += [x, _smallest_above_list(source, x, self.token(NONE))]
     return out
 
 
