@@ -27,10 +27,8 @@ from lengthgen import analysis
 
 def seed_evals(results: dict, task: str | None = None) -> list[list[dict]]:
   """Per seed, the eval rows of the main task (``task=None``) or of hint ``task``."""
-  seeds = results.get("seeds") or [results]
-  if task is None:
-    return [s["eval"] for s in seeds]
-  return [s["tasks"][task]["eval"] for s in seeds]
+  seeds = analysis.per_seed_records(results)
+  return [s["eval"] if task is None else s["tasks"][task]["eval"] for s in seeds]
 
 
 def at_length(evals: list[list[dict]], length: int) -> tuple[float, float, int]:
