@@ -49,7 +49,9 @@ def _task(name: str, options: dict, path: str) -> Task:
   try:
     return tasks_lib.get(name, **options)
   except (ValueError, TypeError) as e:
-    raise ConfigError(f"{path.removesuffix('name')}options: {e}") from None
+    options_path = (path.removesuffix("name") + "options" if path.endswith(".name")
+                    else path + "_options")  # config.hints[i].options | config.task_options
+    raise ConfigError(f"{options_path}: {e}") from None
 
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
@@ -201,7 +203,14 @@ def setup(config: ExperimentConfig) -> Setup:
 
 
 def learning_rate_schedule(t: TrainConfig) -> optax.Schedule:
-  """The learning rate of each step: linear warm-up from 0, then cosine decay to 0."""
+  """The learning rate of each step: linear warm-up from 0, then cosine decay to 0
+  (``lr_schedule="cosine"``) or the peak rate to the end (``"constant"``)."""
+  if t.lr_schedule == "constant":
+    if t.warmup_steps == 0:
+      return optax.constant_schedule(t.learning_rate)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, t.learning_rate, t.warmup_steps),
+         optax.constant_schedule(t.learning_rate)], [t.warmup_steps])
   return optax.warmup_cosine_decay_schedule(
       0.0, t.learning_rate, warmup_steps=min(t.warmup_steps, t.steps),
       decay_steps=max(t.steps, 1), end_value=0.0)

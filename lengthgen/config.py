@@ -61,6 +61,8 @@ class ModelConfig:
   attention_implementation: str = "auto"
   head: str = "vocab"              # output head: vocab | pointer (lengthgen.heads.HEADS)
   block: str = "pre_ln"            # pre_ln (GPT-style: LayerNorm, biases, GELU, untied head) |
+                                   # post_ln (Vaswani/Deletang encoder: x = LN(x + f(x)), ReLU,
+                                   # bias-free attention, sqrt(W)-scaled embedding) |
                                    # t5 (HuggingFace T5 decoder block: RMSNorm, no biases, q.k
                                    # unscaled (softplus normalizers keep their fixed scores),
                                    # ReLU, HF T5 init, head tied to the embedding on W^-0.5 h;
@@ -86,6 +88,7 @@ class TrainConfig:
   batch_size: int = 64
   learning_rate: float = 1e-3
   warmup_steps: int = 100
+  lr_schedule: str = "cosine"      # after the linear warm-up: cosine (decay to 0) | constant
   weight_decay: float = 0.01
   grad_clip: float = 1.0
   min_length: int = 1
@@ -270,7 +273,8 @@ def _choice(value, valid, path):
 
 
 MULTITASK_HEADS = ("per_task", "indicator")
-BLOCKS = ("pre_ln", "t5")  # ModelConfig.block; lengthgen.model builds both
+LR_SCHEDULES = ("cosine", "constant")  # TrainConfig.lr_schedule; build.learning_rate_schedule
+BLOCKS = ("pre_ln", "post_ln", "t5")  # ModelConfig.block; lengthgen.model builds each
 
 
 def check_fields(config: ExperimentConfig) -> None:
@@ -304,6 +308,7 @@ def check_fields(config: ExperimentConfig) -> None:
   _check(t.min_length <= t.max_length, "config.train.min_length",
          f"min_length {t.min_length} exceeds max_length {t.max_length}")
   _check(t.learning_rate > 0, "config.train.learning_rate", f"must be > 0, got {t.learning_rate}")
+  _choice(t.lr_schedule, LR_SCHEDULES, "config.train.lr_schedule")
   _check(0 <= t.warmup_steps < t.steps, "config.train.warmup_steps",
          f"must be in [0, steps={t.steps}) (the cosine decay needs steps after the warm-up), "
          f"got {t.warmup_steps}")

@@ -1,4 +1,4 @@
-"""A pre-norm Transformer: causal decoder (default) or non-causal encoder.
+"""A Transformer: causal decoder (default) or non-causal encoder, pre- or post-norm.
 
 Positions are always explicit. The positional encoding acts through its three hooks
 (``lengthgen.positional.base``): an embedding added to the token embeddings, a rotation of
@@ -20,6 +20,13 @@ layer.
   (``lengthgen.heads.tied_vocab_logits``; ``head="vocab"`` with one readout only).
   Dropout stays where ``pre_ln`` has it (embeddings, each residual branch, inside the MLP);
   HF T5 also drops attention weights and the final normalized states, this model does not.
+* ``post_ln``: the post-norm encoder of Vaswani et al. 2017 as Deletang et al. 2023 and Ruoss
+  et al. 2023 train it (their ``TransformerEncoder``): each layer is
+  ``x = LN(x + attention(x))`` then ``x = LN(x + mlp(x))``, with no final norm; LayerNorm eps
+  1e-5 (haiku's), q, k, v and out projections without biases, q.k / sqrt(D), a ReLU MLP with
+  biases, the token embedding truncated-normal(0.02) and multiplied by sqrt(W) before the
+  positional embedding is added, and an untied head (``lengthgen.heads.HEADS``). Dropout
+  after the embeddings and on each residual branch, as theirs (none inside the MLP).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from lengthgen.config import ModelConfig
 from lengthgen.heads import HEADS, check_tied_head, tied_vocab_logits
 
 T5_NORM_EPS = 1e-6  # T5LayerNorm's layer_norm_epsilon
+POST_LN_NORM_EPS = 1e-5  # haiku LayerNorm's default eps (the post_ln reference's norm)
+POST_LN_EMBED_STD = 0.02  # the post_ln reference's emb_init_scale (truncated normal)
 
 
 def _named(module: nn.Module, parent: nn.Module, name: str) -> nn.Module:
@@ -47,9 +56,11 @@ def _named(module: nn.Module, parent: nn.Module, name: str) -> nn.Module:
 
 
 def _norm(block: str, dtype, name: str) -> nn.Module:
-  """The block's normalization: LayerNorm (pre_ln) or T5's RMSNorm (t5)."""
+  """The block's normalization: LayerNorm (pre_ln, post_ln: eps 1e-5) or T5's RMSNorm (t5)."""
   if block == "t5":
     return nn.RMSNorm(epsilon=T5_NORM_EPS, dtype=dtype, name=name)
+  if block == "post_ln":
+    return nn.LayerNorm(epsilon=POST_LN_NORM_EPS, dtype=dtype, name=name)
   return nn.LayerNorm(dtype=dtype, name=name)
 
 
@@ -67,10 +78,11 @@ class Mlp(nn.Module):
 
   Attributes:
     hidden: the inner width.
-    dropout: the rate of the dropout between the two projections.
+    dropout: the rate of the dropout between the two projections (none under post_ln).
     dtype: compute dtype.
-    block: ``pre_ln`` (GELU, biases, flax's default init) or ``t5`` (HF T5's
-      ``T5DenseActDense``: ReLU, no biases, up ~ N(0, W^-0.5), down ~ N(0, hidden^-0.5)).
+    block: ``pre_ln`` (GELU, biases, flax's default init), ``post_ln`` (ReLU, biases, flax's
+      default init) or ``t5`` (HF T5's ``T5DenseActDense``: ReLU, no biases,
+      up ~ N(0, W^-0.5), down ~ N(0, hidden^-0.5)).
   """
 
   hidden: int
@@ -88,13 +100,17 @@ class Mlp(nn.Module):
       h = nn.relu(dense(self.hidden, width ** -0.5, "up")(x_BTW))
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
       return dense(width, self.hidden ** -0.5, "down")(h)
+    if self.block == "post_ln":  # the post-norm reference: ReLU, no dropout inside the MLP
+      h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="up")(x_BTW))
+      return nn.Dense(width, dtype=self.dtype, name="down")(h)
     h = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, name="up")(x_BTW))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     return nn.Dense(width, dtype=self.dtype, name="down")(h)
 
 
 class Block(nn.Module):
-  """One pre-norm layer: x + attention(norm(x)), then x + mlp(norm(x)).
+  """One layer: x + attention(norm(x)), then x + mlp(norm(x)) (pre_ln, t5); under post_ln
+  norm(x + attention(x)), then norm(x + mlp(x)).
 
   Attributes:
     config: the architecture (``config.block`` chooses the norms, projections and inits).
@@ -121,16 +137,22 @@ class Block(nn.Module):
         normalizer_options=c.normalizer_options, causal=c.causal, window=c.window,
         global_tokens=c.global_tokens, implementation=c.attention_implementation,
         qk_norm=c.qk_norm, length_temperature=c.length_temperature,
-        score_scale=1.0 if t5 and takes_scale else None, use_bias=not t5,
-        init="t5" if t5 else "lecun_normal", dtype=c.dtype)
-    h, weights = MultiHeadAttention(spec, name="attention")(
-            _norm(c.block, dtype, "ln_attention")(x_BTW), positions_BT=positions_BT,
-            rotation=rotation, bias=bias, lengths=lengths, return_weights=return_weights,
-            cap_rotation=cap_rotation)
-    x_BTW = x_BTW + nn.Dropout(c.dropout, deterministic=not train)(h)
-    h = Mlp(int(c.width * c.mlp_ratio), c.dropout, dtype, c.block, name="mlp")(
-        _norm(c.block, dtype, "ln_mlp")(x_BTW), train=train)
-    x_BTW = x_BTW + nn.Dropout(c.dropout, deterministic=not train)(h)
+        score_scale=1.0 if t5 and takes_scale else None,
+        use_bias=c.block == "pre_ln", init="t5" if t5 else "lecun_normal", dtype=c.dtype)
+    norm = lambda name: _norm(c.block, dtype, name)
+    drop = lambda x: nn.Dropout(c.dropout, deterministic=not train)(x)  # Dropout_0, then _1
+    attention = lambda x: MultiHeadAttention(spec, name="attention")(
+        x, positions_BT=positions_BT, rotation=rotation, bias=bias, lengths=lengths,
+        return_weights=return_weights, cap_rotation=cap_rotation)
+    mlp = Mlp(int(c.width * c.mlp_ratio), c.dropout, dtype, c.block, name="mlp")
+    if c.block == "post_ln":
+      h, weights = attention(x_BTW)
+      x_BTW = norm("ln_attention")(x_BTW + drop(h))
+      x_BTW = norm("ln_mlp")(x_BTW + drop(mlp(x_BTW, train=train)))
+    else:
+      h, weights = attention(norm("ln_attention")(x_BTW))
+      x_BTW = x_BTW + drop(h)
+      x_BTW = x_BTW + drop(mlp(norm("ln_mlp")(x_BTW), train=train))
     return x_BTW, weights
 
 
@@ -190,9 +212,13 @@ class Transformer(nn.Module):
     if max_position is not None:
       encoding.check_positions(max_position)
 
-    embed = nn.Embed(self.vocab_size, c.width,
-                     embedding_init=nn.initializers.normal(1.0 if t5 else 0.02), name="embed")
+    post = c.block == "post_ln"
+    embedding_init = (nn.initializers.truncated_normal(POST_LN_EMBED_STD) if post
+                      else nn.initializers.normal(1.0 if t5 else 0.02))
+    embed = nn.Embed(self.vocab_size, c.width, embedding_init=embedding_init, name="embed")
     x = embed(tokens_BT)
+    if post:  # the post-norm reference scales the token embedding by sqrt(W)
+      x = x * jnp.sqrt(jnp.asarray(c.width, x.dtype))
     embedding = encoding.embedding(c.width)
     if embedding is not None:
       x = x + _named(embedding, self, "position_embedding")(positions_BT, train=train).astype(
@@ -222,7 +248,8 @@ class Transformer(nn.Module):
           x, positions_BT=positions_BT, rotation=rotation, bias=bias, lengths=lengths,
           train=train, return_weights=return_attention, cap_rotation=cap_rotation)
       all_weights.append(w)
-    x = _norm(c.block, dtype, "ln_final")(x)
+    if not post:  # a post-norm stack ends on its last block's norm
+      x = _norm(c.block, dtype, "ln_final")(x)
     if t5:  # HF T5, tie_word_embeddings=True: (W^-0.5 h) E^T
       logits = tied_vocab_logits(embed, x)
     else:

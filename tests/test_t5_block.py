@@ -280,7 +280,7 @@ def test_t5_training_reduces_the_loss():
 
 def test_unknown_block_names_the_choices():
   with pytest.raises(ConfigError, match=r"config.model.block: unknown value 't6'; valid "
-                                        r"values: pre_ln, t5"):
+                                        r"values: pre_ln, post_ln, t5"):
     ExperimentConfig.from_dict({"model": {"block": "t6"}})
 
 

@@ -81,12 +81,13 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
               batch_size: int = 32, eval_examples: int = 128,
               task_options: dict | None = None, train_max_length: int | None = None,
               eval_max_length: int | None = None,
-              dropout: float | None = None) -> ml_collections.ConfigDict:
+              dropout: float | None = None,
+              warmup_steps: int = 100) -> ml_collections.ConfigDict:
   """The ``cpu`` preset: the experiment at a size a 2-core CPU trains in minutes.
 
   Args:
     c: the config, edited in place.
-    steps: training steps (warmup 100, a checkpoint every 500, a log row every 250).
+    steps: training steps (a checkpoint every 500, a log row every 250).
     eval_stride: evaluate every ``eval_stride``-th length.
     scale_model: use 2 layers x 64 wide with 4 heads; False keeps the file's model.
     learning_rate: the learning rate; None keeps the file's.
@@ -96,6 +97,7 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
     train_max_length: a shorter maximum training length; None keeps the file's lengths.
     eval_max_length: a shorter maximum evaluation length; None keeps the file's lengths.
     dropout: the model's dropout at this size; None keeps the file's.
+    warmup_steps: the learning-rate warm-up.
 
   Returns:
     ``c``.
@@ -106,7 +108,8 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
     c.train.learning_rate = learning_rate
   if task_options:
     c.task_options.update(task_options)
-  c.train.update(steps=steps, batch_size=batch_size, warmup_steps=100, checkpoint_every=500,
+  c.train.update(steps=steps, batch_size=batch_size, warmup_steps=warmup_steps,
+                 checkpoint_every=500,
                  log_every=250)
   c.eval.update(num_examples=eval_examples, batch_size=eval_examples, stride=eval_stride)
   if train_max_length is not None:

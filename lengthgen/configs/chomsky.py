@@ -10,8 +10,12 @@ The argument is presets separated by commas; a task name is a preset choosing th
 and fills blank answer slots; it trains on lengths uniform in 1..40 and is evaluated on
 every length 1..500 with 512 examples each. The score is the mean per-token accuracy
 (``eval.score_metric = token_accuracy``) over lengths 41..500, 41 included: results.json's
-``score.out_of_distribution``. Model as in both papers: 5 layers, width 64, 8 heads,
-sinusoidal positions (Deletang's baseline; change with --config.model.positional).
+``score.out_of_distribution``. Model and optimizer as in both papers' code
+(google-deepmind/randomized_positional_encodings, ``TransformerEncoder``): 5 layers, width 64,
+8 heads, the post-norm block (``model.block="post_ln"``: ReLU, bias-free attention, the
+token embedding scaled by sqrt(64)), dropout 0.1, Adam at a constant learning rate after
+global-norm clipping at 1, sinusoidal positions (Deletang's baseline; change with
+--config.model.positional).
 
 Presets:
   (none)      10,000 steps of batch 128 at learning rate 1e-3 (the reference's example run).
@@ -69,9 +73,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.task = "even_pairs"
   c.task_options = {}
   c.model.update(kind="encoder", num_layers=5, width=64, num_heads=8, mlp_ratio=4.0,
-                 positional="sinusoidal", normalizer="softmax")
-  c.train.update(steps=10_000, batch_size=128, learning_rate=1e-3, warmup_steps=500,
-                 weight_decay=0.0, grad_clip=1.0, min_length=1, max_length=TRAIN_MAX_LENGTH,
+                 positional="sinusoidal", normalizer="softmax", block="post_ln", dropout=0.1)
+  c.train.update(steps=10_000, batch_size=128, learning_rate=1e-3, warmup_steps=0,
+                 lr_schedule="constant", weight_decay=0.0, grad_clip=1.0, min_length=1,
+                 max_length=TRAIN_MAX_LENGTH,
                  seed=0, checkpoint_every=2_000, log_every=500)
   c.eval.update(min_length=1, max_length=EVAL_MAX_LENGTH, num_examples=512, batch_size=512,
                 bucket=64, score_metric="token_accuracy")
@@ -79,4 +84,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
              **{name: task(name) for name in sorted(CHOMSKY_TASKS)}}
   return apply_presets(c, arg, __file__, presets,
                        cpu=dict(steps=2_000, eval_stride=10, scale_model=False,
-                                learning_rate=None, batch_size=64, eval_examples=64))
+                                learning_rate=None, batch_size=64, eval_examples=64,
+                                warmup_steps=0))
