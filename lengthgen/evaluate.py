@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from lengthgen import data, metrics
 from lengthgen.config import NORMALIZER_MODIFIERS, ExperimentConfig
@@ -21,7 +23,10 @@ from lengthgen.tasks import pad_batch
 def eval_step(params, inputs, *, model):
   logits = model.apply({"params": params}, inputs["tokens"], inputs["positions"],
                        lengths=inputs["lengths"], task_ids_B=inputs["task_ids"], train=False)
-  return metrics.masked_accuracies(logits, inputs["targets"], inputs["loss_mask"])
+  out = metrics.masked_accuracies(logits, inputs["targets"], inputs["loss_mask"])
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, inputs["targets"])
+  out["nll"] = jnp.sum(ce * inputs["loss_mask"], axis=1)  # summed over supervised tokens
+  return out
 
 
 def eval_batch_size(config: ExperimentConfig, padded_length: int) -> int:
@@ -48,7 +53,7 @@ def length_inputs(setup, length: int, *, task_index: int = 0,
 
 def evaluate_length(setup, params, length: int, *, task_index: int = 0,
                     seed: int | None = None) -> dict:
-  """Exact match and token accuracy of ``config.eval.num_examples`` examples of one length of
+  """Exact match, token accuracy and loss of ``config.eval.num_examples`` examples of one length of
   task ``task_index`` of a ``lengthgen.build.Setup`` (examples: ``length_inputs``)."""
   config = setup.config
   inputs = length_inputs(setup, length, task_index=task_index, seed=seed)
@@ -59,20 +64,28 @@ def evaluate_length(setup, params, length: int, *, task_index: int = 0,
 
 def length_row(run, inputs: dict[str, np.ndarray], length: int, size: int) -> dict:
   """Runs ``run(chunk) -> masked_accuracies`` over batches of ``size`` examples (the last one
-  zero-padded) and returns the per-length row: exact match and token accuracy."""
+  zero-padded) and returns the per-length row: exact match, token accuracy and, where ``run``
+  also returns ``nll`` (per-example summed cross-entropy), ``loss``: the mean cross-entropy
+  per supervised token."""
   n = len(next(iter(inputs.values())))
   padded_n = data.round_up(n, size)
   inputs = {k: np.concatenate([v, np.zeros((padded_n - n,) + v.shape[1:], v.dtype)])
             for k, v in inputs.items()}
   correct = total = exact = 0
+  nll = None
   for i in range(0, padded_n, size):
     out = jax.device_get(run({k: v[i:i + size] for k, v in inputs.items()}))
     valid = slice(0, max(0, min(size, n - i)))
     correct += int(out["correct"][valid].sum())
     total += int(out["total"][valid].sum())
     exact += int(out["exact"][valid].sum())
-  return {"length": int(length), "exact_match": exact / n,
-          "token_accuracy": correct / max(total, 1), "num_examples": n}
+    if "nll" in out:
+      nll = (nll or 0.0) + float(np.sum(out["nll"][valid], dtype=np.float64))
+  row = {"length": int(length), "exact_match": exact / n,
+         "token_accuracy": correct / max(total, 1), "num_examples": n}
+  if nll is not None:
+    row["loss"] = nll / max(total, 1)
+  return row
 
 
 def eval_lengths(config: ExperimentConfig) -> range:

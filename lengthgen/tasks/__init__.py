@@ -16,6 +16,7 @@ from lengthgen.tasks.parity import Parity
 from lengthgen.tasks.polynomial import Polynomial
 from lengthgen.tasks.rasp import Count, Mode
 from lengthgen.tasks.recall import Recall
+from lengthgen.tasks.recall_stream import RecallStream
 from lengthgen.tasks.reverse import Reverse
 from lengthgen.tasks.scan import Scan
 from lengthgen.tasks.sort import Sort
@@ -31,6 +32,7 @@ TASKS = {
     "count": Count,
     "mode": Mode,
     "recall": Recall,
+    "recall_stream": RecallStream,
     "summation": Summation,
     "polynomial": Polynomial,
     "sort_numbers": SortNumbers,
