@@ -100,11 +100,10 @@ class Mlp(nn.Module):
       h = nn.relu(dense(self.hidden, width ** -0.5, "up")(x_BTW))
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
       return dense(width, self.hidden ** -0.5, "down")(h)
-    if self.block == "post_ln":  # the post-norm reference: ReLU, no dropout inside the MLP
-      h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="up")(x_BTW))
-      return nn.Dense(width, dtype=self.dtype, name="down")(h)
-    h = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, name="up")(x_BTW))
-    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    post = self.block == "post_ln"  # the post-norm reference: ReLU, no dropout inside the MLP
+    h = (nn.relu if post else nn.gelu)(nn.Dense(self.hidden, dtype=self.dtype, name="up")(x_BTW))
+    if not post:
+      h = nn.Dropout(self.dropout, deterministic=not train)(h)
     return nn.Dense(width, dtype=self.dtype, name="down")(h)
 
 

@@ -84,7 +84,8 @@ def test_post_ln_forward_matches_numpy(post_ln_run):
 
 
 def test_post_ln_differs_from_the_pre_norm_order(post_ln_run):
-  """The same parameters through pre_ln's order (plus a final norm) give other logits."""
+  """A pre_ln model of the same shape has another parameter tree (a final norm, attention
+  biases) and other logits."""
   model, params = post_ln_run
   got = np.asarray(model.apply({"params": params}, TOKENS_BT))
   pre = Transformer(_config(block="pre_ln"), vocab_size=7)
