@@ -8,7 +8,6 @@ import pytest
 
 import lengthgen.positional as pe
 from lengthgen import tasks
-from lengthgen.positional.sampling import PAD_ID
 from lengthgen.tasks import base
 
 
@@ -31,7 +30,7 @@ def randomized(tokens_BT, seed=0, **options):
 
 def test_pad_id_is_the_pad_token_of_every_task():
   for name in sorted(tasks.TASKS):
-    assert tasks.get(name).vocab[PAD_ID] == base.PAD, name
+    assert tasks.get(name).vocab[base.PAD_ID] == base.PAD, name
 
 
 def test_per_example_subsets_sorted_distinct_in_range_of_real_length():

@@ -12,9 +12,7 @@ import numpy as np
 
 from lengthgen.positional.abacus import abacus_sampler
 from lengthgen.positional.base import Encoding
-
-# The id of the padding token (lengthgen.tasks.base.PAD) in every task's vocabulary.
-PAD_ID = 0
+from lengthgen.tasks.base import PAD_ID
 
 
 def contiguous(tokens_BT: np.ndarray, rng: np.random.Generator | None, *, train: bool,

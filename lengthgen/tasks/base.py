@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 PAD = "<pad>"
+PAD_ID = 0  # PAD's index: the first entry of every task's vocabulary
 SEP = "|"
 EOS = "<eos>"
 
@@ -39,7 +40,7 @@ class Batch:
   @property
   def lengths(self) -> np.ndarray:
     """Number of non-padding tokens of each example, [B]."""
-    return (self.tokens != 0).sum(axis=1).astype(np.int32)
+    return (self.tokens != PAD_ID).sum(axis=1).astype(np.int32)
 
 
 @runtime_checkable

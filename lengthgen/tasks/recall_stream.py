@@ -75,7 +75,7 @@ class RecallStream:
 
   def solve(self, tokens) -> list[int]:
     """The value of every supervised key position of one stream (padding dropped)."""
-    tokens = [int(t) for t in tokens if int(t) != 0]
+    tokens = [int(t) for t in tokens if int(t) != base.PAD_ID]
     table, out = {}, []
     for i in range(0, len(tokens), 2):
       key = tokens[i]

@@ -89,7 +89,7 @@ class EncoderTask:
   def verify(self, tokens: np.ndarray, targets: np.ndarray, loss_mask: np.ndarray) -> bool:
     """True if the row is laid out as input, blanks, and the supervised answer is right."""
     tokens = np.asarray(tokens)
-    real = tokens[tokens != 0]
+    real = tokens[tokens != base.PAD_ID]
     blank = np.flatnonzero(real == 1)
     if blank.size == 0 or blank[0] + blank.size != real.size:
       return False   # blanks must be one run at the end
