@@ -20,7 +20,11 @@ from lengthgen.positional.base import Encoding
 def sinusoidal_table(positions: jax.Array, width: int, *, base: float = 10000.0) -> jax.Array:
   """Sinusoidal embeddings of ``positions`` (any shape) -> positions.shape + (width,), float32.
 
-  Even channels hold sines and odd channels cosines, as in the original paper.
+  Even channels hold sines and odd channels cosines, as in the original paper. Deletang et
+  al.'s ``sinusoid_position_encoding`` (the same frequencies, base^(-2i/width)) lays them out
+  as [all sines | all cosines] instead: a fixed permutation of the model's channels, which
+  changes nothing in distribution, as the table is added to token embeddings whose init, like
+  every layer's, draws all channels alike, and Adam updates each coordinate on its own.
   """
   if width % 2:
     raise ValueError(f"sinusoidal embedding needs an even width, got {width}")
