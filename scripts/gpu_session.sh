@@ -65,6 +65,9 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
     sweep:recall)
       sweep softplus_recall softplus_recall --encodings=rope \
         --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --parallel=5 ;;
+    sweep:recall_stream)  # the LM-style check: loss versus length, trained at T, evaluated to 8T
+      sweep softplus_recall_stream softplus_recall:stream --encodings=rope \
+        --normalizers=softmax,ssmax+qk_norm,softplus_reweight --parallel=3 ;;
     sweep:hinting)  # task hinting, full size (sort, train 1..20, evaluate 1..120)
       for p in none successor identity_successor successor_each temperature; do
         sweep "task_hinting_$p" "task_hinting:${p/none/}" --encodings=nope
@@ -77,7 +80,7 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
       sweep clex_copy clex_copy --encodings=clex,rope,rope_ntk,nope \
         --parallel=4 ;;
     sweep:chomsky)
-      for t in even_pairs reverse_string bucket_sort; do
+      for t in even_pairs reverse_string missing_duplicate_string bucket_sort; do
         sweep "chomsky_$t" "chomsky:$t" --encodings=sinusoidal,rope \
           --positions=default,randomized --parallel=4
       done ;;
