@@ -2,7 +2,8 @@
 
 ``psi(x) = log(c x + 1)``; c > 0 (stored before a softplus), the threshold L (stored before
 an absolute value) and the MLP f (one hidden ReLU layer, one output per head) are learned.
-The normalized distance is the shared ``lengthgen.positional.fire.fire_normalized_distance``.
+The MLP input (normalized distance, and the sign of j - i when bidirectional) is the shared
+``lengthgen.positional.fire.fire_features``.
 """
 
 from __future__ import annotations
@@ -61,15 +62,8 @@ class FireBias(convert.LinenCounterpart):
       float32 [B, H, T, S], to pass as ``bias=`` to the attention.
     """
     del train
-    # c > 0 and L >= 0, the sign feature and the MLP are what the linen module computes
-    # inline; only the normalized distance is a shared pure function.
-    c = jax.nn.softplus(self.c[...])
-    threshold = jnp.abs(self.threshold[...])
-    x = linen_fire.fire_normalized_distance(q_positions_BT, k_positions_BS, c,
-                                            threshold)[..., None]
-    if self.bidirectional:
-      sign = jnp.sign(k_positions_BS[:, None, :] - q_positions_BT[:, :, None])
-      x = jnp.concatenate([x, sign[..., None].astype(jnp.float32)], axis=-1)
+    x = linen_fire.fire_features(q_positions_BT, k_positions_BS, self.c[...],
+                                 self.threshold[...], bidirectional=self.bidirectional)
     h = jax.nn.relu(self.hidden(x))
     return jnp.moveaxis(self.out(h), -1, 1)
 

@@ -30,6 +30,23 @@ def fire_normalized_distance(q_positions_BT, k_positions_BS, c, threshold):
   return psi(jnp.abs(i - j)) / psi(jnp.maximum(threshold, i))
 
 
+def fire_features(q_positions_BT, k_positions_BS, raw_c, raw_threshold, *,
+                  bidirectional: bool) -> jax.Array:
+  """The MLP's input, float32 [B, T, S, 1] (causal) or [B, T, S, 2] (bidirectional).
+
+  ``raw_c`` and ``raw_threshold`` are the stored parameters: c = softplus(raw_c) > 0 and
+  L = |raw_threshold|. The first feature is the normalized distance; the bidirectional form
+  adds the sign of j - i, so keys before and after the query can be told apart.
+  """
+  c = jax.nn.softplus(raw_c)
+  x = fire_normalized_distance(q_positions_BT, k_positions_BS, c, jnp.abs(raw_threshold))
+  x = x[..., None]
+  if bidirectional:
+    sign = jnp.sign(k_positions_BS[:, None, :] - q_positions_BT[:, :, None])
+    x = jnp.concatenate([x, sign[..., None].astype(jnp.float32)], axis=-1)
+  return x
+
+
 class FireBias(nn.Module):
   num_heads: int
   bidirectional: bool = False
@@ -41,14 +58,10 @@ class FireBias(nn.Module):
   def __call__(self, q_positions_BT, k_positions_BS, *, train: bool = False):
     del train
     inverse_softplus = lambda y: math.log(math.expm1(y))
-    c = jax.nn.softplus(self.param("c", nn.initializers.constant(inverse_softplus(self.c_init)),
-                                   ()))
-    threshold = jnp.abs(self.param("threshold", nn.initializers.constant(self.threshold_init),
-                                   ()))
-    x = fire_normalized_distance(q_positions_BT, k_positions_BS, c, threshold)[..., None]
-    if self.bidirectional:
-      sign = jnp.sign(k_positions_BS[:, None, :] - q_positions_BT[:, :, None])
-      x = jnp.concatenate([x, sign[..., None].astype(jnp.float32)], axis=-1)
+    raw_c = self.param("c", nn.initializers.constant(inverse_softplus(self.c_init)), ())
+    raw_threshold = self.param("threshold", nn.initializers.constant(self.threshold_init), ())
+    x = fire_features(q_positions_BT, k_positions_BS, raw_c, raw_threshold,
+                      bidirectional=self.bidirectional)
     h = nn.relu(nn.Dense(self.hidden, name="hidden")(x))
     return jnp.moveaxis(nn.Dense(self.num_heads, name="out")(h), -1, 1)  # [B, H, T, S]
 
