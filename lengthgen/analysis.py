@@ -79,8 +79,13 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
 
   Returns one row per group with the keys, `num_seeds`, `seeds`, `seconds` and `device`
   (compute of the distinct workdirs, when recorded), `in_mean`, `in_std`,
-  `out_mean`, `out_std` and `curve`: a list of (length, mean, std) exact match over seeds
-  at the lengths every seed evaluated.
+  `out_mean`, `out_std`, `metric` (the score's metric, results.json's ``score.metric``:
+  ``exact_match`` when unrecorded) and `curve`: a list of (length, mean, std) of that metric
+  over seeds at the lengths every seed evaluated.
+
+  Raises:
+    ValueError: a result misses a grouping key, or the seeds of one group were scored by
+      different metrics.
   """
   groups: dict[tuple, list[dict[str, Any]]] = {}
   for r in results:
@@ -93,7 +98,12 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
   for group_key, rs in groups.items():
     in_mean, in_std = _mean_std([r['score']['in_distribution'] for r in rs])
     out_mean, out_std = _mean_std([r['score']['out_of_distribution'] for r in rs])
-    per_len = [{e['length']: e['exact_match'] for e in r['eval']} for r in rs]
+    metrics = sorted({r['score'].get('metric', 'exact_match') for r in rs})
+    if len(metrics) > 1:
+      raise ValueError(f'the seeds of {dict(zip(keys, group_key))} were scored by different '
+                       f'metrics: {", ".join(metrics)}')
+    metric = metrics[0]
+    per_len = [{e['length']: e[metric] for e in r['eval']} for r in rs]
     common = sorted(set.intersection(*(set(p) for p in per_len)))
     curve = [(n, *_mean_std([p[n] for p in per_len])) for n in common]
     compute = {r['workdir']: r['compute'] for r in rs if 'compute' in r and 'workdir' in r}
@@ -103,7 +113,7 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
                  seconds=seconds if compute else None, device=', '.join(devices) or None,
                      seeds=sorted(r.get('seed', 0) for r in rs),
                      in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std,
-                     curve=curve))
+                     metric=metric, curve=curve))
   return rows
 
 

@@ -48,7 +48,8 @@ def plot_leaderboard(board: dict[str, list[dict]], path: str | None = None, *,
   """Task x method heat map of ``metric`` (a leaderboard from ``analysis.leaderboard``).
 
   Rows are tasks, columns methods (``analysis.method_label``), each cell the mean over seeds
-  with its rank; a cell whose in-distribution exact match is below ``fitted`` is marked
+  with its rank; a cell whose in-distribution score (the rows' ``metric``: exact match, or
+  token accuracy where the config scores by it) is below ``fitted`` is marked
   ``not fit`` (its extrapolation says nothing); a method not run on a task is left blank. Draws on ``ax`` when given,
   otherwise on a new figure saved to ``path`` when given. Returns the axes.
   """
@@ -74,10 +75,12 @@ def plot_leaderboard(board: dict[str, list[dict]], path: str | None = None, *,
     note = "\nnot fit" if (i, j) in unfit else ""
     ax.text(j, i, f"{grid[i, j]:.2f}\n#{rank}{note}", ha="center", va="center",
             color="w" if grid[i, j] < 0.6 else "k", fontsize=8)
-  label = {"out_mean": "exact match beyond training", "in_mean": "exact match in distribution"}
+  names = " / ".join(sorted({r.get("metric", "exact_match").replace("_", " ")
+                             for rs in board.values() for r in rs}))
+  label = {"out_mean": f"{names} beyond training", "in_mean": f"{names} in distribution"}
   ax.figure.colorbar(im, ax=ax, label=f"{label.get(metric, metric)}\n(mean over seeds)")
   if unfit:
-    ax.set_title(f"not fit: in-distribution exact match < {fitted}", fontsize=9)
+    ax.set_title(f"not fit: in-distribution {names} < {fitted}", fontsize=9)
   if own:
     fig.tight_layout()
     if path:

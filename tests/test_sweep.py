@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from lengthgen import analysis, build, data, evaluate, train, workdir
-from lengthgen.sweeps import cli, grid
+from lengthgen.sweeps import cli, grid, report
 
 
 def _write(d, name, seed, positional, in_d, out_d, curve):
@@ -44,6 +44,34 @@ def test_aggregate_mean_std(tmp_path):
   assert '0.400 ± 0.200' in md
   csv_text = analysis.table_csv(list(rows.values())).splitlines()
   assert len(csv_text) == 3 and csv_text[0].startswith('task,options,positional')
+
+
+def test_curve_follows_the_score_metric(tmp_path):
+  """A run scored by token accuracy (the Chomsky protocol) gets a token-accuracy curve; the
+  report's figure and leaderboard name that metric."""
+  d = str(tmp_path)
+  for seed, (em, tok) in enumerate([(0.0, 0.6), (0.0, 0.8)]):
+    wd = os.path.join(d, f'even_pairs_s{seed}')
+    os.makedirs(wd)
+    res = {'task': 'even_pairs', 'positional': 'rope', 'normalizer': 'softmax',
+           'model': 'encoder', 'seed': seed,
+           'eval': [{'length': 50, 'exact_match': em, 'token_accuracy': tok, 'num_examples': 8}],
+           'score': {'metric': 'token_accuracy', 'in_distribution': 1.0,
+                     'out_of_distribution': tok}}
+    with open(os.path.join(wd, 'results.json'), 'w') as f:
+      json.dump(res, f)
+  rows = analysis.aggregate_over_seeds(analysis.load_sweep(d))
+  assert rows[0]['metric'] == 'token_accuracy'
+  np.testing.assert_allclose(np.array(rows[0]['curve']), [[50, 0.7, 0.1]])
+  report.summarize(d)
+  with open(os.path.join(d, 'leaderboard.md')) as f:
+    assert 'Ranked per task by token accuracy beyond training' in f.read()
+  # the seeds of one grid point scored by different metrics cannot be averaged
+  res['score']['metric'] = 'exact_match'
+  with open(os.path.join(d, 'even_pairs_s1', 'results.json'), 'w') as f:
+    json.dump(res, f)
+  with pytest.raises(ValueError, match='different metrics: exact_match, token_accuracy'):
+    analysis.aggregate_over_seeds(analysis.load_sweep(d))
 
 
 def test_missing_key_and_dir_raise(tmp_path):

@@ -41,12 +41,19 @@ def _figure_name(task: str) -> str:
   return task.replace("[", "_").rstrip("]").replace(",", "_").replace("=", "-")
 
 
+def _metric_names(rows) -> str:
+  """The score metrics of ``rows`` in words: ``exact match``, ``token accuracy`` or both."""
+  return " / ".join(sorted({r.get("metric", "exact_match").replace("_", " ") for r in rows}))
+
+
 def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
-  """Exact match versus length per method (mean over seeds, ± std band), one figure per task
-  and task options; returns the paths written."""
+  """The score's metric (exact match, or token accuracy where the config scores by it) versus
+  length per method (mean over seeds, ± std band), one figure per task and task options;
+  returns the paths written."""
   Figure = extras.require("matplotlib.figure", "the sweep's figures").Figure  # no pyplot
   paths = []
   for task in sorted({analysis.task_label(r) for r in rows}):
+    ylabel = _metric_names(r for r in rows if analysis.task_label(r) == task)
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for r in rows:
@@ -58,7 +65,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
       ax.plot(n, m, marker="o", ms=3, label=label)
       ax.fill_between(n, [a - b for a, b in zip(m, s)], [a + b for a, b in zip(m, s)],
                       alpha=0.2)
-    ax.set(xlabel="length", ylabel="exact match", title=task, ylim=(-0.02, 1.02))
+    ax.set(xlabel="length", ylabel=ylabel, title=task, ylim=(-0.02, 1.02))
     ax.legend(fontsize=7)
     path = os.path.join(sweep_dir, f"accuracy_vs_length_{_figure_name(task)}.png")
     with _replaced(path, ".png") as tmp:
@@ -69,13 +76,13 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
 
 def write_leaderboard(rows: Sequence[dict[str, Any]], out: str, *, header: str,
                       mrr_methods: Sequence[str] | None = None) -> dict:
-  """``OUT.md`` (``header``, the methods ranked per task by exact match beyond training, the
+  """``OUT.md`` (``header``, the methods ranked per task by their score beyond training, the
   mean reciprocal rank of ``mrr_methods``, default all) and ``OUT.png`` (the heat map);
   returns the leaderboard (``board``) and the mean reciprocal ranks (``mrr``, None when no
   task has every method)."""
   board = analysis.leaderboard(rows)
-  lines = [header, "", "Ranked per task by exact match beyond training (mean ± std over "
-           "seeds).", "", analysis.leaderboard_markdown(board)]
+  lines = [header, "", f"Ranked per task by {_metric_names(rows)} beyond training (mean ± "
+           "std over seeds).", "", analysis.leaderboard_markdown(board)]
   try:
     mrr = analysis.mean_reciprocal_rank(board, mrr_methods)
     which = ", ".join(mrr_methods) if mrr_methods else "every method"
