@@ -23,9 +23,9 @@ declare -A ALL=(
   [abacus]="abacus_addition abacus_addition:cpu abacus,nope,rope"
   [recall]="softplus_recall softplus_recall:cpu rope --normalizers=softmax,ssmax,ssmax+qk_norm,softplus_reweight"
   [clex]="clex_copy clex_copy:cpu clex,rope"
-  # Not in the default order: about 10 min per task and encoding on 2 cores (a 300-step
-  # calibration took 7 min with evaluation); run it where there is time, or on a GPU.
-  [chomsky]="chomsky chomsky:cpu sinusoidal --tasks=even_pairs,reverse_string,bucket_sort --positions=default,randomized"
+  # Not in the default order: 9-45 min per task and position sampler on 2 cores (3 seeds in
+  # one program). results/ruoss_chomsky_cpu/ is this with SEEDS=3,4,5.
+  [chomsky]="ruoss_chomsky chomsky:cpu rope --tasks=even_pairs,bucket_sort,reverse_string,missing_duplicate_string --positions=default,randomized --set=train.steps=1000 --set=eval.stride=25"
 )
 ORDER=(copy copy_repeat_change parity count abacus recall clex)
 for key in "${@:-${ORDER[@]}}"; do

@@ -29,9 +29,11 @@ Presets:
   randomized  Ruoss et al.'s randomized positions: one sorted subset of [0, 2048) per example.
   cpu         the protocol scaled to a 2-core CPU, model unchanged: 2,000 steps of batch 64;
               every 10th length (1, 11, ..., 491: the score averages 41, 51, ..., 491) with
-              64 examples each. ``scripts/reproduce_cpu.sh chomsky`` runs it into
-              results/chomsky_cpu/; about 10 minutes per task and encoding on 2 cores
-              (results/README.md), no complete run recorded.
+              64 examples each. results/ruoss_chomsky_cpu/ is this preset with
+              train.steps=1000 and eval.stride=25 (the command is in results/README.md):
+              3 seeds vmapped in one program took 520-527 s (even_pairs) and 1,160-1,332 s
+              (bucket_sort) on one 2-core machine, 2,544-2,609 s (reverse_string) on a slower one
+              without AVX2.
   tiny        the shared tiny preset (lengthgen/configs/__init__.py): train lengths 1..6,
               evaluation 1..10; seconds on a CPU, for tests only (the score means nothing).
   <task>      one of lengthgen.tasks.chomsky.CHOMSKY_TASKS, e.g. parity_check.
