@@ -9,7 +9,7 @@ import io
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from lengthgen import extras
 
@@ -115,6 +115,12 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
                      in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std,
                      metric=metric, curve=curve))
   return rows
+
+
+def metric_names(rows: Iterable[dict[str, Any]]) -> str:
+  """The score metrics of aggregated ``rows`` in words: ``exact match``, ``token accuracy``
+  or both (``exact match / token accuracy``)."""
+  return ' / '.join(sorted({r.get('metric', 'exact_match').replace('_', ' ') for r in rows}))
 
 
 _COLUMNS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model', 'num_seeds',

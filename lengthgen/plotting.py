@@ -9,7 +9,7 @@ extras.require("matplotlib", "lengthgen.plotting")
 from matplotlib.figure import Figure  # noqa: E402  (no pyplot: importing never sets a backend)
 import numpy as np  # noqa: E402
 
-from lengthgen.analysis import method_label  # noqa: E402
+from lengthgen.analysis import method_label, metric_names  # noqa: E402
 
 
 def plot_length_generalization(results: dict | list[dict], path: str | None = None, *,
@@ -75,8 +75,7 @@ def plot_leaderboard(board: dict[str, list[dict]], path: str | None = None, *,
     note = "\nnot fit" if (i, j) in unfit else ""
     ax.text(j, i, f"{grid[i, j]:.2f}\n#{rank}{note}", ha="center", va="center",
             color="w" if grid[i, j] < 0.6 else "k", fontsize=8)
-  names = " / ".join(sorted({r.get("metric", "exact_match").replace("_", " ")
-                             for rs in board.values() for r in rs}))
+  names = metric_names(r for rs in board.values() for r in rs)
   label = {"out_mean": f"{names} beyond training", "in_mean": f"{names} in distribution"}
   ax.figure.colorbar(im, ax=ax, label=f"{label.get(metric, metric)}\n(mean over seeds)")
   if unfit:

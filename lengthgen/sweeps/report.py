@@ -41,11 +41,6 @@ def _figure_name(task: str) -> str:
   return task.replace("[", "_").rstrip("]").replace(",", "_").replace("=", "-")
 
 
-def _metric_names(rows) -> str:
-  """The score metrics of ``rows`` in words: ``exact match``, ``token accuracy`` or both."""
-  return " / ".join(sorted({r.get("metric", "exact_match").replace("_", " ") for r in rows}))
-
-
 def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
   """The score's metric (exact match, or token accuracy where the config scores by it) versus
   length per method (mean over seeds, ± std band), one figure per task and task options;
@@ -53,7 +48,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
   Figure = extras.require("matplotlib.figure", "the sweep's figures").Figure  # no pyplot
   paths = []
   for task in sorted({analysis.task_label(r) for r in rows}):
-    ylabel = _metric_names(r for r in rows if analysis.task_label(r) == task)
+    ylabel = analysis.metric_names(r for r in rows if analysis.task_label(r) == task)
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for r in rows:
@@ -81,7 +76,7 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], out: str, *, header: str,
   returns the leaderboard (``board``) and the mean reciprocal ranks (``mrr``, None when no
   task has every method)."""
   board = analysis.leaderboard(rows)
-  lines = [header, "", f"Ranked per task by {_metric_names(rows)} beyond training (mean ± "
+  lines = [header, "", f"Ranked per task by {analysis.metric_names(rows)} beyond training (mean ± "
            "std over seeds).", "", analysis.leaderboard_markdown(board)]
   try:
     mrr = analysis.mean_reciprocal_rank(board, mrr_methods)
