@@ -14,14 +14,21 @@ from lengthgen import analysis, build, data, evaluate, train, workdir
 from lengthgen.sweeps import cli, grid, report
 
 
-def _write(d, name, seed, positional, in_d, out_d, curve):
+def _write(d, name, seed, positional, in_d, out_d, curve, *, token_accuracy=None,
+           metric=None):
+  """A finished point's results.json; token accuracy equals exact match at every length
+  unless ``token_accuracy`` (one value per length of ``curve``) is given, and the score
+  records ``metric`` when given."""
   wd = os.path.join(d, name)
   os.makedirs(wd)
+  tokens = token_accuracy or [a for _, a in curve]
   res = {'task': 'copy', 'positional': positional, 'normalizer': 'softmax', 'model': 'decoder',
          'train_lengths': [1, 4], 'steps': 10, 'seed': seed,
-         'eval': [{'length': n, 'exact_match': a, 'token_accuracy': a, 'num_examples': 8}
-                  for n, a in curve],
+         'eval': [{'length': n, 'exact_match': a, 'token_accuracy': t, 'num_examples': 8}
+                  for (n, a), t in zip(curve, tokens)],
          'score': {'in_distribution': in_d, 'out_of_distribution': out_d}}
+  if metric is not None:
+    res['score']['metric'] = metric
   with open(os.path.join(wd, 'results.json'), 'w') as f:
     json.dump(res, f)
 
@@ -47,19 +54,12 @@ def test_aggregate_mean_std(tmp_path):
 
 
 def test_curve_follows_the_score_metric(tmp_path):
-  """A run scored by token accuracy (the Chomsky protocol) gets a token-accuracy curve; the
-  report's figure and leaderboard name that metric."""
+  """A run scored by token accuracy (as the Chomsky protocol is) gets a token-accuracy curve;
+  the report's figure and leaderboard name that metric."""
   d = str(tmp_path)
-  for seed, (em, tok) in enumerate([(0.0, 0.6), (0.0, 0.8)]):
-    wd = os.path.join(d, f'even_pairs_s{seed}')
-    os.makedirs(wd)
-    res = {'task': 'even_pairs', 'positional': 'rope', 'normalizer': 'softmax',
-           'model': 'encoder', 'seed': seed,
-           'eval': [{'length': 50, 'exact_match': em, 'token_accuracy': tok, 'num_examples': 8}],
-           'score': {'metric': 'token_accuracy', 'in_distribution': 1.0,
-                     'out_of_distribution': tok}}
-    with open(os.path.join(wd, 'results.json'), 'w') as f:
-      json.dump(res, f)
+  for seed, tok in enumerate([0.6, 0.8]):
+    _write(d, f'rope_s{seed}', seed, 'rope', 1.0, tok, [(50, 0.0)], token_accuracy=[tok],
+           metric='token_accuracy')
   rows = analysis.aggregate_over_seeds(analysis.load_sweep(d))
   assert rows[0]['metric'] == 'token_accuracy'
   np.testing.assert_allclose(np.array(rows[0]['curve']), [[50, 0.7, 0.1]])
@@ -67,9 +67,7 @@ def test_curve_follows_the_score_metric(tmp_path):
   with open(os.path.join(d, 'leaderboard.md')) as f:
     assert 'Ranked per task by token accuracy beyond training' in f.read()
   # the seeds of one grid point scored by different metrics cannot be averaged
-  res['score']['metric'] = 'exact_match'
-  with open(os.path.join(d, 'even_pairs_s1', 'results.json'), 'w') as f:
-    json.dump(res, f)
+  _write(d, 'rope_s2', 2, 'rope', 1.0, 0.0, [(50, 0.0)], metric='exact_match')
   with pytest.raises(ValueError, match='different metrics: exact_match, token_accuracy'):
     analysis.aggregate_over_seeds(analysis.load_sweep(d))
 
