@@ -23,8 +23,8 @@ declare -A ALL=(
   [abacus]="abacus_addition abacus_addition:cpu abacus,nope,rope"
   [recall]="softplus_recall softplus_recall:cpu rope --normalizers=softmax,ssmax,ssmax+qk_norm,softplus_reweight"
   [clex]="clex_copy clex_copy:cpu clex,rope"
-  # Not in the default order: 9-45 min per task and position sampler on 2 cores (3 seeds in
-  # one program). results/ruoss_chomsky_cpu/ is this with SEEDS=3,4,5.
+  # Not in the default order: 9-44 min per task and position sampler, measured on 2 cores
+  # (3 seeds in one program). results/ruoss_chomsky_cpu/ is this with SEEDS=3,4,5.
   [chomsky]="ruoss_chomsky chomsky:cpu rope --tasks=even_pairs,bucket_sort,reverse_string,missing_duplicate_string --positions=default,randomized --set=train.steps=1000 --set=eval.stride=25"
 )
 ORDER=(copy copy_repeat_change parity count abacus recall clex)
