@@ -33,7 +33,8 @@ Presets:
               train.steps=1000 and eval.stride=25 (the command is in results/README.md):
               3 seeds vmapped in one program took 520-527 s (even_pairs) and 1,160-1,332 s
               (bucket_sort) on one 2-core machine, 2,544-2,609 s (reverse_string) on a slower one
-              without AVX2.
+              without AVX2, 1,224-1,240 s (missing_duplicate_string, not learned at this
+              budget).
   tiny        the shared tiny preset (lengthgen/configs/__init__.py): train lengths 1..6,
               evaluation 1..10; seconds on a CPU, for tests only (the score means nothing).
   <task>      one of lengthgen.tasks.chomsky.CHOMSKY_TASKS, e.g. parity_check.
