@@ -1,4 +1,5 @@
-"""scripts/hinting_table.py and scripts/copy_errors.py on synthetic inputs."""
+"""scripts/hinting_table.py, scripts/copy_errors.py and scripts/context_extension.py's
+helpers on synthetic inputs."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import context_extension  # noqa: E402
 import copy_errors  # noqa: E402
 import hinting_table  # noqa: E402
 
@@ -79,3 +81,37 @@ def test_sort_error_kinds():
   assert copy_errors.sort_error_kind(6, eos, 5, eos) == "early eos"
   assert copy_errors.sort_error_kind(6, 8, 5, eos) == "skipped a value"
   assert copy_errors.sort_error_kind(8, 6, 5, eos) == "other"
+
+
+def test_context_extension_methods_scale_with_the_factor():
+  table = context_extension.methods(2.5, 18)
+  assert tuple(table) == context_extension.METHOD_NAMES
+  assert table["pi"][:2] == ("rope_pi", {"scale": 2.5})
+  assert table["ntk"][:2] == ("rope_ntk", {"scale": 2.5})
+  assert table["yarn"][1] == {"scale": 2.5, "train_length": 18}
+  assert table["e2llm"][1]["train_scales"] == [1.0, 2.5]
+  assert table["e2llm"][3] == table["anchor"][3] == {"max_offset": 45}
+  with pytest.raises(ValueError, match="factor"):
+    context_extension.methods(0.5, 18)
+
+
+def test_context_extension_builds_a_fine_tune_and_averages_seeds(tmp_path):
+  from lengthgen.workdir import prepare_workdir
+  parent = context_extension.base_config(40, train_max=4, eval_max=16, seed=3, num_seeds=2)
+  prepare_workdir(parent, str(tmp_path))  # a parent workdir (config.json) to fine-tune from
+  tokens = context_extension.train_tokens(parent)
+  assert tokens == 2 * 4 + 1  # n source tokens, the separator, the n-token copy
+  method = context_extension.methods(2.0, tokens)["yarn"]
+  tuned = context_extension.with_method(parent, method, fine_tune_from=str(tmp_path), steps=8,
+                                        fine_tune_max=8)
+  assert (tuned.model.positional, tuned.train.max_length, tuned.train.init_from) == (
+      "rope_yarn", 8, str(tmp_path))
+  assert tuned.train.steps == 8 and tuned.train.warmup_steps == 2
+  assert tuned.train.num_seeds == 2 and tuned.train.seed == 3
+  zero = context_extension.with_method(parent, method)
+  assert zero.train == parent.train and zero.model.positional_options["scale"] == 2.0
+  recs = [{"eval": _eval({1: 1.0, 2: 0.5})}, {"eval": _eval({1: 0.0, 2: 0.5})}]
+  assert context_extension.exact_at(recs, 1) == (0.5, 0.5)
+  mean = context_extension.mean_record(recs, (1, 1))
+  assert mean["train_lengths"] == [1, 1]
+  assert [r["exact_match"] for r in mean["eval"]] == [0.5, 0.5]
