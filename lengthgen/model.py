@@ -1,9 +1,9 @@
 """A Transformer: causal decoder (default) or non-causal encoder, pre- or post-norm.
 
-Positions are always explicit. The positional encoding acts through its three hooks
+Positions are always explicit. The positional encoding acts through its hooks
 (``lengthgen.positional.base``): an embedding added to the token embeddings, a rotation of
-q and k built once per forward pass, and a bias spec built once (``share_bias``) or per
-layer.
+q and k built once per forward pass, a bias spec built once (``share_bias``) or per
+layer, and a query-dependent score bias (``query_bias``) each layer owns.
 
 ``ModelConfig.block`` chooses the form of every block and of the readout:
 
@@ -140,9 +140,11 @@ class Block(nn.Module):
         use_bias=c.block == "pre_ln", init="t5" if t5 else "lecun_normal", dtype=c.dtype)
     norm = lambda name: _norm(c.block, dtype, name)
     drop = lambda x: nn.Dropout(c.dropout, deterministic=not train)(x)  # Dropout_0, then _1
+    query_bias = self.encoding.query_bias(c.num_heads, c.head_dim)
     attention = lambda x: MultiHeadAttention(spec, name="attention")(
         x, positions_BT=positions_BT, rotation=rotation, bias=bias, lengths=lengths,
-        return_weights=return_weights, cap_rotation=cap_rotation)
+        return_weights=return_weights, cap_rotation=cap_rotation, query_bias=query_bias,
+        train=train)
     mlp = Mlp(int(c.width * c.mlp_ratio), c.dropout, dtype, c.block, name="mlp")
     if c.block == "post_ln":
       h, weights = attention(x_BTW)

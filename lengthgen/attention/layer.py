@@ -111,7 +111,11 @@ class MultiHeadAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x_BTW: jax.Array, *, positions_BT: jax.Array, rotation=None, bias=None,
-               lengths=None, return_weights: bool = False, cap_rotation=None):
+               lengths=None, return_weights: bool = False, cap_rotation=None,
+               query_bias: nn.Module | None = None, train: bool = False):
+    """``query_bias``: an encoding's unbound ``query_bias`` module (see
+    ``lengthgen.positional.base``); bound here as ``query_bias``, called on the projected q
+    and k, its dense [B, H, T, S] result is the layer's score bias."""
     s = self.spec
     dtype = jnp.dtype(s.dtype)
     width = x_BTW.shape[-1]
@@ -132,6 +136,12 @@ class MultiHeadAttention(nn.Module):
     if rotation is not None:
       q = rotation.apply(q, is_query=True)
       k = rotation.apply(k, is_query=False)
+    if query_bias is not None:
+      if bias is not None:
+        raise ValueError("an encoding gives both a bias and a query_bias; the layer adds one")
+      scale = s.score_scale if s.score_scale is not None else s.head_dim ** -0.5
+      bias = query_bias.clone(parent=self, name="query_bias")(
+          q, k, positions_BT, positions_BT, scale=scale, train=train)
     norm = normalizers.get(s.normalizer)
     options = norm.resolve_options(dict(s.normalizer_options))
     modifiers = [m for m in MODIFIERS if getattr(s, m)]

@@ -117,11 +117,17 @@ class MultiHeadAttention(convert.LinenCounterpart):
 
     Raises:
       TypeError: ``module`` is not that linen layer.
-      ValueError: a parameter is missing, unexpected or of another shape, or the spec uses
+      ValueError: a parameter is missing, unexpected or of another shape, the layer has a
+        ``query_bias`` (the relative encoding), or the spec uses
         the t5 block's fields (``score_scale``, ``use_bias=False``, ``init="t5"``), which this
         layer does not implement.
     """
     convert.check_linen_module(module, linen_layer.MultiHeadAttention)
+    if "query_bias" in convert.unwrap_params(params):
+      raise ValueError(
+          "lengthgen.nnx.MultiHeadAttention has no query_bias (the relative encoding's u, v "
+          "and W_r of this layer): compute its dense bias with "
+          "lengthgen.positional.relative_logits from those parameters and pass it as bias")
     spec = module.spec
     if spec.score_scale is not None or not spec.use_bias or spec.init != "lecun_normal":
       raise ValueError(

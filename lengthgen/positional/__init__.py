@@ -1,4 +1,4 @@
-"""Positional encodings, swappable by name, acting through three hooks (see ``base``).
+"""Positional encodings, swappable by name, acting through their hooks (see ``base``).
 
     import lengthgen.positional as pe
     enc = pe.get("rope_yarn", scale=4.0, train_length=64)
@@ -20,6 +20,7 @@ from lengthgen.positional.base import Encoding, NoPE, Rotation
 from lengthgen.positional.abacus import Abacus, abacus_positions
 from lengthgen.positional.clex import Clex, clex_rotation
 from lengthgen.positional.fire import Fire
+from lengthgen.positional.relative import Relative, relative_logits
 from lengthgen.positional.rope_scaled import (RopeNTK, RopePI, RopeYaRN, dynamic_ntk_rotation,
                                               interpolated_rotation, ntk_scaled_base,
                                               yarn_attention_factor, yarn_inv_frequencies)
@@ -35,6 +36,7 @@ ENCODINGS = {
     "t5": T5,
     "alibi": Alibi,
     "fire": Fire,
+    "relative": Relative,
     "rope": Rope,
     "rope_pi": RopePI,
     "rope_ntk": RopeNTK,
@@ -59,5 +61,5 @@ __all__ = [
     "ENCODINGS", "POSITION_SAMPLERS", "Encoding", "resolve_sampler", "sample_positions", "Rotation", "get", "alibi_slopes", "apply_rope",
     "rope_inv_frequencies", "rotate", "sinusoidal_table", "t5_relative_position_bucket",
     "abacus_positions", "ntk_scaled_base", "yarn_attention_factor", "yarn_inv_frequencies",
-    "clex_rotation", "dynamic_ntk_rotation", "fixed_rotation", "interpolated_rotation",
+    "clex_rotation", "relative_logits", "dynamic_ntk_rotation", "fixed_rotation", "interpolated_rotation",
 ]

@@ -15,7 +15,12 @@ the encoding's name:
   bias spec`` added to the attention scores (ALiBi, T5, FIRE). With ``share_bias`` the
   model builds it once and every layer uses it; otherwise each layer owns one.
 
-Any hook may return ``None``. NoPE returns ``None`` from all three.
+An encoding whose score term depends on the queries themselves (Transformer-XL's relative
+encoding, ``lengthgen.positional.relative``) adds a fourth hook, ``query_bias(num_heads,
+head_dim)`` -> module ``(q_BTHD, k_BSHD, q_positions_BT, k_positions_BS, *, scale, train) ->
+dense [B, H, T, S]``, which every layer owns and calls on its projected q and k.
+
+Any hook may return ``None``. NoPE returns ``None`` from all of them.
 """
 
 from __future__ import annotations
@@ -111,6 +116,10 @@ class Encoding:
 
   def bias(self, num_heads: int, *, causal: bool) -> nn.Module | None:
     del num_heads, causal
+    return None
+
+  def query_bias(self, num_heads: int, head_dim: int) -> nn.Module | None:
+    del num_heads, head_dim
     return None
 
   def rotation(self, head_dim: int, positions_BT: jax.Array, *, length=None,

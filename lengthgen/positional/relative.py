@@ -1,0 +1,126 @@
+"""Transformer-XL's relative positional encoding (Dai et al. 2019), as Deletang et al. 2023 use it.
+
+Every layer adds to the content score q_i . k_j a learned content bias and a relative term:
+
+    score_ij = [(q_i + u) . k_j  +  (q_i + v) . (W_r s(p_j - p_i))] * scale
+
+with s(d) the sinusoid of the distance (width H D, laid out [sines | cosines] with frequencies
+``max_time^(-2f / (H D))``, as Deletang's ``sinusoid_position_encoding``), W_r a learned
+[H D -> H, D] projection without bias and u, v learned [H, D] (normal(0.02)). The distance is
+key minus query, as in their ``relative_shift``. Applied to q, the term is a query-dependent
+bias, so this encoding acts through its own hook, ``query_bias``: the layer hands it the
+projected q and k and adds the dense [B, H, T, S] result to the scores.
+
+The relative term needs no [T, S, H, D] tensor of relative keys: with angles a_i = p_i w and
+b_j = p_j w, sin(b_j - a_i) and cos(b_j - a_i) expand into products of per-query and per-key
+factors, so the term is one contraction of [B, T, H, H D] query features with [B, S, H D] key
+features, exact for any positions (contiguous, randomized, offset).
+
+Positions come from the position sampler, as for every encoding: ``positions="randomized"``
+makes the distances p_j - p_i differences of a sorted random subset. Ruoss et al.'s own
+randomized relative encoding ("noisy relative") draws the *distances* instead (distance d ->
+the d-th element of a sorted random subset of [1, 2048)); that variant is not this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lengthgen.positional.base import Encoding
+
+__all__ = ["Relative", "RelativeLogits", "relative_frequencies", "relative_logits",
+           "relative_sinusoid"]
+
+
+def relative_frequencies(width: int, max_time: float = 10000.0) -> jax.Array:
+  """The sinusoid's ``width // 2`` frequencies ``max_time^(-2f / width)``, float32."""
+  if width % 2:
+    raise ValueError(f"relative encoding needs an even sinusoid width H*D, got {width}")
+  return max_time ** (-jnp.arange(0, width, 2, dtype=jnp.float32) / width)
+
+
+def relative_sinusoid(distances, width: int, max_time: float = 10000.0) -> jax.Array:
+  """s(d) for int or float ``distances`` (any shape) -> shape + (width,): [sines | cosines]."""
+  angles = jnp.asarray(distances, jnp.float32)[..., None] * relative_frequencies(width, max_time)
+  return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("max_time",))  # one compile outside a jit (init)
+def relative_logits(q_BTHD, k_BSHD, q_positions_BT, k_positions_BS, *, content_bias_HD,
+                    relative_bias_HD, w_r_CHD, max_time: float = 10000.0) -> jax.Array:
+  """The unscaled Transformer-XL scores minus q . k: u . k_j + (q_i + v) . W_r s(p_j - p_i).
+
+  Args:
+    q_BTHD, k_BSHD: projected queries and keys.
+    q_positions_BT, k_positions_BS: positions (B may be 1).
+    content_bias_HD, relative_bias_HD: u and v, [H, D].
+    w_r_CHD: W_r as [C = H D, H, D] (sinusoid channel -> head, head dim).
+    max_time: the sinusoid's maximum timescale.
+
+  Returns:
+    float32 [B, H, T, S]: add ``scale *`` this to ``scale * q . k``.
+  """
+  width = w_r_CHD.shape[0]
+  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  inv = relative_frequencies(width, max_time)
+  content = jnp.einsum("hd,bshd->bhs", f32(content_bias_HD), f32(k_BSHD))[:, :, None, :]
+  # g[b, t, h, c] = sum_d (q + v)[b, t, h, d] W_r[c, h, d]: the query side of the relative term.
+  g = jnp.einsum("bthd,chd->bthc", f32(q_BTHD) + f32(relative_bias_HD), f32(w_r_CHD))
+  g_sin, g_cos = jnp.split(g, 2, axis=-1)
+  a = f32(q_positions_BT)[..., None] * inv          # [B, T, F]
+  b = f32(k_positions_BS)[..., None] * inv          # [B, S, F]
+  cos_a, sin_a = jnp.cos(a)[:, :, None, :], jnp.sin(a)[:, :, None, :]
+  # sin(b - a) = sin b cos a - cos b sin a;  cos(b - a) = cos b cos a + sin b sin a.
+  on_sin_b = g_sin * cos_a + g_cos * sin_a
+  on_cos_b = g_cos * cos_a - g_sin * sin_a
+  rel = (jnp.einsum("bthf,bsf->bhts", on_sin_b, jnp.sin(b))
+         + jnp.einsum("bthf,bsf->bhts", on_cos_b, jnp.cos(b)))
+  return content + rel
+
+
+class RelativeLogits(nn.Module):
+  """One layer's u, v and W_r; returns the dense score bias ``scale * relative_logits``.
+
+  Attributes:
+    num_heads, head_dim: H and D of q and k.
+    max_time: the sinusoid's maximum timescale.
+  """
+
+  num_heads: int
+  head_dim: int
+  max_time: float = 10000.0
+
+  @nn.compact
+  def __call__(self, q_BTHD, k_BSHD, q_positions_BT, k_positions_BS, *, scale: float,
+               train: bool = False):
+    del train
+    h, d = self.num_heads, self.head_dim
+    init = nn.initializers.normal(0.02)
+    u = self.param("content_bias", init, (h, d))
+    v = self.param("relative_bias", init, (h, d))
+    w_r = self.param("w_r", nn.initializers.lecun_normal(in_axis=0, out_axis=(1, 2)),
+                     (h * d, h, d))
+    return scale * relative_logits(q_BTHD, k_BSHD, q_positions_BT, k_positions_BS,
+                                   content_bias_HD=u, relative_bias_HD=v, w_r_CHD=w_r,
+                                   max_time=self.max_time)
+
+
+@dataclasses.dataclass(frozen=True)
+class Relative(Encoding):
+  """Transformer-XL relative encoding: per layer, a content bias and a sinusoidal relative term
+  on the projected queries (``query_bias``); no embedding, rotation or plain bias."""
+
+  max_time: float = 10000.0
+  name = "relative"
+
+  def __post_init__(self):
+    if not self.max_time > 1:
+      raise ValueError(f"relative: max_time must be > 1, got {self.max_time}")
+
+  def query_bias(self, num_heads: int, head_dim: int) -> nn.Module:
+    return RelativeLogits(num_heads, head_dim, float(self.max_time))
