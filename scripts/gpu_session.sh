@@ -80,8 +80,10 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
       sweep clex_copy clex_copy --encodings=clex,rope,rope_ntk,nope \
         --parallel=4 ;;
     sweep:chomsky)
+      # relative: Transformer-XL's encoding (Deletang's baseline); its randomized point takes
+      # the distances of randomized positions, not Ruoss et al.'s sampled distances.
       for t in even_pairs reverse_string missing_duplicate_string bucket_sort; do
-        sweep "chomsky_$t" "chomsky:$t" --encodings=sinusoidal,rope \
+        sweep "chomsky_$t" "chomsky:$t" --encodings=sinusoidal,rope,relative \
           --positions=default,randomized --parallel=4
       done ;;
     *) echo "unknown stage $1"; return 2 ;;
