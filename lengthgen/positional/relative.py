@@ -6,7 +6,8 @@ Every layer adds to the content score q_i . k_j a learned content bias and a rel
 
 with s(d) the sinusoid of the distance (width H D, laid out [sines | cosines] with frequencies
 ``max_time^(-2f / (H D))``, as Deletang's ``sinusoid_position_encoding``), W_r a learned
-[H D -> H, D] projection without bias and u, v learned [H, D] (normal(0.02)). The distance is
+[H D -> H, D] projection without bias (haiku's default init: normal((H D)^-0.5) truncated at
+2 standard deviations) and u, v learned [H, D] (normal(0.02)). The distance is
 key minus query, as in their ``relative_shift``. Applied to q, the term is a query-dependent
 bias, so this encoding acts through its own hook, ``query_bias``: the layer hands it the
 projected q and k and adds the dense [B, H, T, S] result to the scores.
@@ -103,8 +104,8 @@ class RelativeLogits(nn.Module):
     init = nn.initializers.normal(0.02)
     u = self.param("content_bias", init, (h, d))
     v = self.param("relative_bias", init, (h, d))
-    w_r = self.param("w_r", nn.initializers.lecun_normal(in_axis=0, out_axis=(1, 2)),
-                     (h * d, h, d))
+    # haiku Linear's default: normal(fan_in^-0.5) truncated at 2 standard deviations.
+    w_r = self.param("w_r", nn.initializers.truncated_normal((h * d) ** -0.5), (h * d, h, d))
     return scale * relative_logits(q_BTHD, k_BSHD, q_positions_BT, k_positions_BS,
                                    content_bias_HD=u, relative_bias_HD=v, w_r_CHD=w_r,
                                    max_time=self.max_time)
