@@ -263,6 +263,7 @@ class TrainedRun:
     [B, T] ids, ``labels`` (the vocabulary strings of example 0), ``lengths`` [B] (tokens per
     example; the arrays are padded to the longest) and ``train_max_length``.
     """
+    import jax  # pylint: disable=import-outside-toplevel
     import numpy as np  # pylint: disable=import-outside-toplevel
     from lengthgen import data  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng([example_seed, length])
@@ -271,7 +272,8 @@ class TrainedRun:
     _, weights = self.model.apply({'params': self.params}, inputs['tokens'],
                                   inputs['positions'], lengths=inputs['lengths'],
                                   task_ids_B=inputs['task_ids'], train=False,
-                                  return_attention=True)
+                                  return_attention=True,
+                                  rngs={'dropout': jax.random.key(int(rng.integers(2**31 - 1)))})
     tokens = inputs['tokens']
     n0 = int(inputs['lengths'][0])
     return {'weights': np.asarray(weights, np.float32), 'tokens': tokens,

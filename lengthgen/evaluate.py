@@ -19,10 +19,19 @@ from lengthgen.config import NORMALIZER_MODIFIERS, ExperimentConfig
 from lengthgen.tasks import pad_batch
 
 
+def eval_rngs(inputs) -> dict:
+  """The rngs of an evaluation forward pass over a batch of ``length_inputs``: a ``"dropout"``
+  key from the batch's first ``eval_seed`` (a function of the evaluation seed and length), for
+  encodings that draw at evaluation too (``relative`` with ``random_distances``); dropout
+  itself is off outside training."""
+  return {"dropout": jax.random.key(inputs["eval_seed"][0])}
+
+
 @functools.partial(jax.jit, static_argnames=("model",))
 def eval_step(params, inputs, *, model):
   logits = model.apply({"params": params}, inputs["tokens"], inputs["positions"],
-                       lengths=inputs["lengths"], task_ids_B=inputs["task_ids"], train=False)
+                       lengths=inputs["lengths"], task_ids_B=inputs["task_ids"], train=False,
+                       rngs=eval_rngs(inputs))
   out = metrics.masked_accuracies(logits, inputs["targets"], inputs["loss_mask"])
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, inputs["targets"])
   out["nll"] = jnp.sum(ce * inputs["loss_mask"], axis=1)  # summed over supervised tokens
@@ -42,13 +51,16 @@ def eval_batch_size(config: ExperimentConfig, padded_length: int) -> int:
 def length_inputs(setup, length: int, *, task_index: int = 0,
                   seed: int | None = None) -> dict[str, np.ndarray]:
   """The model inputs of the ``config.eval.num_examples`` evaluation examples of one length of
-  task ``task_index`` (a function of (seed, length); default seed: the config's)."""
+  task ``task_index`` (a function of (seed, length); default seed: the config's), with
+  ``eval_seed`` [B] for ``eval_rngs``."""
   config = setup.config
   e = config.eval
   rng = data.eval_rng(config.train.seed if seed is None else seed, length)
   batch = setup.tasks[task_index].task.sample(rng, e.num_examples, length)
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
-  return data.mixture_inputs(setup, [(task_index, batch)], rng, train=False)
+  inputs = data.mixture_inputs(setup, [(task_index, batch)], rng, train=False)
+  inputs["eval_seed"] = rng.integers(0, 2**31 - 1, size=e.num_examples).astype(np.uint32)
+  return inputs
 
 
 def evaluate_length(setup, params, length: int, *, task_index: int = 0,

@@ -36,7 +36,8 @@ def first_error_rows(run: analysis.TrainedRun, length: int) -> list[tuple]:
   of ``length`` with an error, at its first error (inputs: ``evaluate.length_inputs``)."""
   inputs = evaluate.length_inputs(run.setup, length)
   logits = run.setup.model.apply({"params": run.params}, inputs["tokens"], inputs["positions"],
-                                 lengths=inputs["lengths"], task_ids_B=inputs["task_ids"])
+                                 lengths=inputs["lengths"], task_ids_B=inputs["task_ids"],
+                                 rngs=evaluate.eval_rngs(inputs))
   pred = np.asarray(jnp.argmax(logits, -1))
   target, mask = inputs["targets"], inputs["loss_mask"] > 0
   rows = []

@@ -13,6 +13,7 @@ from conftest import tiny_config
 pytestmark = pytest.mark.integration
 
 VARIANTS = ([dict(positional=name) for name in pe.ENCODINGS]
+            + [dict(positional="relative", positional_options={"random_distances": 64})]
             + [dict(positions="randomized", positions_options={"max_position": 64})]
             + [dict(normalizer=name) for name in attn.NORMALIZERS]
             + [dict(length_temperature=True), dict(normalizer="ssmax", qk_norm=True),

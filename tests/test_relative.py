@@ -9,11 +9,14 @@ import pytest
 import lengthgen.positional as pe
 from lengthgen import build
 from lengthgen.attention.layer import AttentionSpec, MultiHeadAttention
-from lengthgen.positional.relative import RelativeLogits, relative_sinusoid
+from lengthgen import evaluate
+from lengthgen.positional.relative import (RelativeLogits, random_distance_map,
+                                           relative_sinusoid, sampled_distance_logits)
 
 
-def _reference(q, k, qpos, kpos, u, v, w_r, max_time=10000.0):
-  """Per pair, in float64: u . k_j + (q_i + v) . W_r s(p_j - p_i), s = [sin | cos]."""
+def _reference(q, k, qpos, kpos, u, v, w_r, max_time=10000.0, distances=None):
+  """Per pair, in float64: u . k_j + (q_i + v) . W_r s(p_j - p_i), s = [sin | cos]; with
+  ``distances`` [T, S], s(distances[i, j]) instead."""
   b, t, h, d = q.shape
   s_len, width = k.shape[1], w_r.shape[0]
   inv = max_time ** (-np.arange(0, width, 2, dtype=np.float64) / width)
@@ -21,7 +24,8 @@ def _reference(q, k, qpos, kpos, u, v, w_r, max_time=10000.0):
   for bi in range(b):
     for i in range(t):
       for j in range(s_len):
-        dist = float(kpos[bi, j]) - float(qpos[bi, i])
+        dist = (float(kpos[bi, j]) - float(qpos[bi, i]) if distances is None
+                else float(distances[i, j]))
         sin_cos = np.concatenate([np.sin(dist * inv), np.cos(dist * inv)])
         rel_key = np.einsum("c,chd->hd", sin_cos, w_r)             # [H, D]
         out[bi, :, i, j] = (np.einsum("hd,hd->h", u, k[bi, j])
@@ -146,3 +150,68 @@ def test_nnx_layer_refuses_a_relative_layer():
   assert "query_bias" in params
   with pytest.raises(ValueError, match="relative_logits"):
     lnnx.MultiHeadAttention.from_linen(layer, params)
+
+
+def test_random_distance_map_is_a_sorted_symmetric_draw():
+  d = np.asarray(random_distance_map(jax.random.key(0), 6, 6, 50))
+  assert d.shape == (6, 6) and d.dtype == np.int32
+  np.testing.assert_array_equal(np.diag(d), 0)
+  np.testing.assert_array_equal(d, -d.T)                      # D(-x) = -D(x)
+  right = d[0, 1:]                                            # D(1), ..., D(5)
+  assert np.all(np.diff(right) > 0) and right.min() >= 1 and right.max() < 50
+  for i in range(1, 6):                                       # a function of j - i alone
+    np.testing.assert_array_equal(d[i, i:], d[0, :6 - i])
+  again = np.asarray(random_distance_map(jax.random.key(0), 6, 6, 50))
+  other = np.asarray(random_distance_map(jax.random.key(1), 6, 6, 50))
+  np.testing.assert_array_equal(again, d)
+  assert not np.array_equal(other, d)
+  with pytest.raises(ValueError, match="Raise random_distances"):
+    random_distance_map(jax.random.key(0), 8, 8, 7)
+
+
+def test_sampled_distance_logits_equal_the_reference_and_the_index_distances():
+  q, k, u, v, w_r = _inputs(3)
+  f = lambda x: jnp.asarray(x, jnp.float32)
+  weights = dict(content_bias_HD=f(u), relative_bias_HD=f(v), w_r_CHD=f(w_r))
+  dist = np.asarray(random_distance_map(jax.random.key(2), 5, 5, 2048))
+  got = sampled_distance_logits(f(q), f(k), dist, **weights)
+  pos = np.broadcast_to(np.arange(5), (2, 5))
+  np.testing.assert_allclose(np.asarray(got), _reference(q, k, pos, pos, u, v, w_r,
+                                                         distances=dist), rtol=2e-4, atol=2e-4)
+  index = np.arange(5)[None, :] - np.arange(5)[:, None]       # j - i: the plain encoding
+  np.testing.assert_allclose(np.asarray(sampled_distance_logits(f(q), f(k), index, **weights)),
+                             np.asarray(pe.relative_logits(f(q), f(k), pos, pos, **weights)),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_random_distances_draw_per_key_and_need_an_rng():
+  q, k, _, _, _ = _inputs(4)
+  pos = jnp.broadcast_to(jnp.arange(5), (2, 5))
+  module = RelativeLogits(num_heads=2, head_dim=4, random_distances=64)
+  params = module.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, q, k, pos,
+                       pos, scale=1.0)
+  run = lambda key: np.asarray(module.apply(params, q, k, pos, pos, scale=1.0,
+                                            rngs={"dropout": jax.random.key(key)}))
+  np.testing.assert_array_equal(run(5), run(5))
+  assert np.abs(run(5) - run(6)).max() > 1e-3
+  with pytest.raises(ValueError, match="rngs=.'dropout'"):
+    module.apply(params, q, k, pos, pos, scale=1.0)
+  with pytest.raises(ValueError, match="random_distances"):
+    pe.get("relative", random_distances=1)
+
+
+def test_evaluation_of_random_distances_is_a_function_of_seed_and_length():
+  config = build.load_config({
+      "task": "reverse_string",
+      "model": dict(num_layers=1, width=16, num_heads=2, kind="encoder", positional="relative",
+                    positional_options={"random_distances": 64}),
+      "train": dict(steps=4, batch_size=4, warmup_steps=1, max_length=4),
+      "eval": dict(max_length=8, num_examples=8, batch_size=4)})
+  setup = build.setup(config)
+  inputs = evaluate.length_inputs(setup, 6)
+  params = setup.model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                            inputs["tokens"], inputs["positions"])["params"]
+  first = evaluate.evaluate_length(setup, params, 6)
+  assert evaluate.evaluate_length(setup, params, 6) == first
+  np.testing.assert_array_equal(evaluate.length_inputs(setup, 6)["eval_seed"],
+                                inputs["eval_seed"])
