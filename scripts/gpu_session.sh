@@ -81,10 +81,13 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
         --parallel=4 ;;
     sweep:chomsky)
       # relative: Transformer-XL's encoding (Deletang's baseline); its randomized point takes
-      # the distances of randomized positions, not Ruoss et al.'s sampled distances.
+      # the distances of randomized positions. Ruoss et al.'s randomized relative encoding
+      # samples the distances (random_distances), in its own directory.
       for t in even_pairs reverse_string missing_duplicate_string bucket_sort; do
         sweep "chomsky_$t" "chomsky:$t" --encodings=sinusoidal,rope,relative \
           --positions=default,randomized --parallel=4
+        sweep "chomsky_${t}_random_distances" "chomsky:$t" --encodings=relative \
+          --set='model.positional_options={"random_distances": 2048}' --parallel=4
       done ;;
     *) echo "unknown stage $1"; return 2 ;;
   esac
