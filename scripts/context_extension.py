@@ -54,10 +54,12 @@ def methods(factor: float, train_tokens: int) -> dict[str, tuple[str, dict, str,
 
 
 def base_config(steps: int, *, train_max: int = 8, eval_max: int = 24, seed: int = 0,
-                num_seeds: int = 1, task="copy", **model) -> ExperimentConfig:
+                num_seeds: int = 1, task="copy", num_layers: int = 2, width: int = 64,
+                num_heads: int = 4, **model) -> ExperimentConfig:
   return build.load_config({
       "task": task, "task_options": {"alphabet_size": 16},
-      "model": dict(num_layers=2, width=64, num_heads=4, positional="rope", **model),
+      "model": dict(num_layers=num_layers, width=width, num_heads=num_heads, positional="rope",
+                    **model),
       "train": dict(steps=steps, batch_size=64, learning_rate=1e-3, warmup_steps=min(50, steps // 4),
                     max_length=train_max, checkpoint_every=steps, log_every=max(1, steps // 4),
                     seed=seed, num_seeds=num_seeds),
@@ -129,6 +131,11 @@ def main():
   parser.add_argument("--factor", type=float, default=2.0, help="extension factor")
   parser.add_argument("--seeds", default="0", help="comma-separated consecutive seeds")
   parser.add_argument("--heads", action="store_true", help="also the sort head comparison")
+  parser.add_argument("--num_layers", type=int, default=2)
+  parser.add_argument("--width", type=int, default=64)
+  parser.add_argument("--num_heads", type=int, default=4,
+                      help="head dim = width / num_heads: YaRN's ramp needs frequency pairs "
+                           "with > 32 rotations over the training context to differ from PI")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
@@ -137,8 +144,9 @@ def main():
   eval_max = 2 * long
   os.makedirs(args.out, exist_ok=True)
   t0 = time.time()
+  size = dict(num_layers=args.num_layers, width=args.width, num_heads=args.num_heads)
   parent = base_config(args.steps, train_max=args.train_max, eval_max=eval_max, seed=seeds[0],
-                       num_seeds=len(seeds))
+                       num_seeds=len(seeds), **size)
   parent_dir = os.path.join(args.out, "parent_rope")
   parent_res = train.train_and_evaluate(parent, parent_dir, verbose=False)
   parent_minutes = (time.time() - t0) / 60
@@ -165,7 +173,7 @@ def main():
   if args.heads:
     for head in ("vocab", "pointer"):
       config = base_config(args.steps, train_max=args.train_max, eval_max=eval_max,
-                           task="sort", head=head)
+                           task="sort", head=head, **size)
       heads[head] = train.train_and_evaluate(config, os.path.join(args.out, f"sort_{head}_head"),
                                              verbose=False)
   minutes = (time.time() - t0) / 60
@@ -174,7 +182,8 @@ def main():
                             for n in cols)
   with open(os.path.join(args.out, "table.md"), "w") as f:
     f.write(
-        f"Copy, RoPE decoder (2 layers, width 64) trained on n = 1-{n_in} for {args.steps} "
+        f"Copy, RoPE decoder ({args.num_layers} layers, width {args.width}, {args.num_heads} "
+        f"heads) trained on n = 1-{n_in} for {args.steps} "
         f"steps (seeds {args.seeds}, vmapped: {parent_minutes:.1f} minutes); exact match, 128 "
         f"examples per length, mean ± std over the seeds. Every method is scaled for an "
         f"extension by {args.factor:g}. Zero-shot: each parent's parameters evaluated with the "
@@ -182,7 +191,8 @@ def main():
         f"method, each seed from its parent. 2-core CPU, jax {jax.__version__}, "
         f"{minutes:.1f} minutes in all. Regenerate: `python scripts/context_extension.py "
         f"--out {args.out} --steps {args.steps} --fine_tune_steps {args.fine_tune_steps} "
-        f"--train_max {args.train_max} --factor {args.factor:g} --seeds {args.seeds}"
+        f"--train_max {args.train_max} --factor {args.factor:g} --seeds {args.seeds} "
+        f"--num_layers {args.num_layers} --width {args.width} --num_heads {args.num_heads}"
         f"{' --heads' if args.heads else ''}`.\n\n"
         f"Parent (plain RoPE): {parent_cells} at n = {n_in}, {n_long}, {n_far}.\n\n"
         f"| method | zero-shot @{n_in} | @{n_long} | @{n_far} | fine-tuned @{n_in} | "

@@ -6,7 +6,8 @@
 #
 # Stages: env | kernels (pytest, compiled kernels vs the reference) | bench_attention (as much
 # of the table as fits in 170 s; scripts/gpu_kernels.sh runs tests and the whole table) |
-# bench_train | sweep:<name> (the grids below, 3 seeds vmapped per grid point). DEADLINE
+# bench_train | sweep:<name> (the grids below, 3 seeds vmapped per grid point) |
+# context_extension (scripts/context_extension.py at head dim 128, 3 seeds). DEADLINE
 # (seconds, default 570) stops starting stages once passed; each stage is cut at the deadline.
 # Wheels carried in .whl/ (ml_collections and exact flax/orbax versions; tokamax and its
 # dependencies for the attention baseline) are installed first when present.
@@ -89,6 +90,10 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
         sweep "chomsky_${t}_random_distances" "chomsky:$t" --encodings=relative \
           --set='model.positional_options={"random_distances": 2048}' --parallel=4
       done ;;
+    context_extension)  # head dim 128, 257-token parents: YaRN's ramp keeps its fast pairs
+      $PY scripts/context_extension.py --out results/context_extension_gpu --steps 10000 \
+        --fine_tune_steps 1000 --train_max 128 --factor 2 --seeds 0,1,2 --num_layers 4 \
+        --width 256 --num_heads 2 ;;
     *) echo "unknown stage $1"; return 2 ;;
   esac
 }
