@@ -26,7 +26,7 @@ import time
 import jax
 import numpy as np
 
-from lengthgen import build, evaluate, plotting, train, workdir
+from lengthgen import analysis, build, evaluate, plotting, train, workdir
 from lengthgen.config import ExperimentConfig
 
 METHOD_NAMES = ("rope", "abf_500k", "giraffe_truncate", "pi", "ntk", "yarn", "e2llm", "anchor")
@@ -85,11 +85,6 @@ def with_method(config, method, *, fine_tune_from=None, steps=200, fine_tune_max
                             log_every=max(1, steps // 4))
   return build.load_config(dataclasses.asdict(
       dataclasses.replace(config, model=model, train=t)))
-
-
-def per_seed(results: dict) -> list[dict]:
-  """The per-seed records of a results.json (one record: itself)."""
-  return results.get("seeds", [results])
 
 
 def zero_shot(config: ExperimentConfig, params) -> list[dict]:
@@ -162,8 +157,8 @@ def main():
       json.dump({"method": name, "mode": "zero-shot", "seeds": zres}, f, indent=2)
     tuned = with_method(parent, method, fine_tune_from=parent_dir, steps=args.fine_tune_steps,
                         fine_tune_max=long)
-    tres = per_seed(train.train_and_evaluate(tuned, os.path.join(args.out, f"{name}_finetuned"),
-                                             verbose=False))
+    tres = analysis.per_seed_records(train.train_and_evaluate(
+        tuned, os.path.join(args.out, f"{name}_finetuned"), verbose=False))
     runs[name] = (zres, tres)
     cell = lambda recs, n: "{:.3f} ± {:.3f}".format(*exact_at(recs, n))
     rows.append(f"| {name} | " + " | ".join(cell(zres, n) for n in cols) + " | "
@@ -178,8 +173,8 @@ def main():
                                              verbose=False)
   minutes = (time.time() - t0) / 60
   n_in, n_long, n_far = cols
-  parent_cells = " | ".join("{:.3f} ± {:.3f}".format(*exact_at(per_seed(parent_res), n))
-                            for n in cols)
+  parent_cells = " | ".join(
+      "{:.3f} ± {:.3f}".format(*exact_at(analysis.per_seed_records(parent_res), n)) for n in cols)
   with open(os.path.join(args.out, "table.md"), "w") as f:
     f.write(
         f"Copy, RoPE decoder ({args.num_layers} layers, width {args.width}, {args.num_heads} "
