@@ -17,6 +17,13 @@ import jax.numpy as jnp
 from lengthgen.positional.base import Encoding
 
 
+def sinusoid_frequencies(width: int, base: float = 10000.0) -> jax.Array:
+  """The ``width // 2`` frequencies ``base^(-2i / width)`` of a sinusoid of ``width``, float32
+  (the absolute table's here, the relative encoding's distance sinusoid)."""
+  i = jnp.arange(width // 2, dtype=jnp.float32)
+  return base ** (-2.0 * i / width)
+
+
 def sinusoidal_table(positions: jax.Array, width: int, *, base: float = 10000.0) -> jax.Array:
   """Sinusoidal embeddings of ``positions`` (any shape) -> positions.shape + (width,), float32.
 
@@ -28,9 +35,7 @@ def sinusoidal_table(positions: jax.Array, width: int, *, base: float = 10000.0)
   """
   if width % 2:
     raise ValueError(f"sinusoidal embedding needs an even width, got {width}")
-  i = jnp.arange(width // 2, dtype=jnp.float32)
-  inv_freq = base ** (-2.0 * i / width)
-  angles = positions.astype(jnp.float32)[..., None] * inv_freq
+  angles = positions.astype(jnp.float32)[..., None] * sinusoid_frequencies(width, base)
   return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(
       positions.shape + (width,))
 

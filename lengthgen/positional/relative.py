@@ -38,17 +38,24 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lengthgen.positional.absolute import sinusoid_frequencies
 from lengthgen.positional.base import Encoding
 
 __all__ = ["Relative", "RelativeLogits", "random_distance_map", "relative_frequencies",
            "relative_logits", "relative_sinusoid", "sampled_distance_logits"]
 
 
+def _content_term(content_bias_HD, k_BSHD) -> jax.Array:
+  """u . k_j, float32 [B, H, 1, S]: the content bias's share of every query's scores."""
+  return jnp.einsum("hd,bshd->bhs", jnp.asarray(content_bias_HD, jnp.float32),
+                    jnp.asarray(k_BSHD, jnp.float32))[:, :, None, :]
+
+
 def relative_frequencies(width: int, max_time: float = 10000.0) -> jax.Array:
   """The sinusoid's ``width // 2`` frequencies ``max_time^(-2f / width)``, float32."""
   if width % 2:
     raise ValueError(f"relative encoding needs an even sinusoid width H*D, got {width}")
-  return max_time ** (-jnp.arange(0, width, 2, dtype=jnp.float32) / width)
+  return sinusoid_frequencies(width, max_time)
 
 
 def relative_sinusoid(distances, width: int, max_time: float = 10000.0) -> jax.Array:
@@ -75,7 +82,7 @@ def relative_logits(q_BTHD, k_BSHD, q_positions_BT, k_positions_BS, *, content_b
   width = w_r_CHD.shape[0]
   f32 = lambda x: jnp.asarray(x, jnp.float32)
   inv = relative_frequencies(width, max_time)
-  content = jnp.einsum("hd,bshd->bhs", f32(content_bias_HD), f32(k_BSHD))[:, :, None, :]
+  content = _content_term(content_bias_HD, k_BSHD)
   # g[b, t, h, c] = sum_d (q + v)[b, t, h, d] W_r[c, h, d]: the query side of the relative term.
   g = jnp.einsum("bthd,chd->bthc", f32(q_BTHD) + f32(relative_bias_HD), f32(w_r_CHD))
   g_sin, g_cos = jnp.split(g, 2, axis=-1)
@@ -114,7 +121,7 @@ def sampled_distance_logits(q_BTHD, k_BSHD, distances_TS, *, content_bias_HD, re
   """``relative_logits`` with the distance of query i and key j given, [T, S] (shared by the
   batch): u . k_j + (q_i + v) . W_r s(distances[i, j]); float32 [B, H, T, S], unscaled."""
   f32 = lambda x: jnp.asarray(x, jnp.float32)
-  content = jnp.einsum("hd,bshd->bhs", f32(content_bias_HD), f32(k_BSHD))[:, :, None, :]
+  content = _content_term(content_bias_HD, k_BSHD)
   rel_keys = jnp.einsum("tsc,chd->tshd",
                         relative_sinusoid(distances_TS, w_r_CHD.shape[0], max_time),
                         f32(w_r_CHD))
