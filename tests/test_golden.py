@@ -3,7 +3,8 @@
 The goldens were written by ``tests/golden/make_goldens.py``; each pins a full config, the
 per-length results, statistics of every final parameter leaf and the CPU they came from.
 Bitwise on that CPU; on another CPU (XLA's float rounding follows the instruction set) the
-same accuracies, and losses and leaf statistics to a relative 1e-3.
+same accuracies, and losses and leaf statistics to a relative 1e-3. The goldens hold for
+XLA's default optimization, so each run is a subprocess outside the tests' faster setting.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+
+from conftest import full_opt_env
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 _spec = importlib.util.spec_from_file_location("make_goldens",
@@ -28,7 +33,7 @@ def test_run_reproduces_golden(name):
     config = json.load(f)
   with open(os.path.join(HERE, name, "golden.json")) as f:
     golden = json.load(f)
-  got = json.loads(json.dumps(make_goldens.run(config)))
+  got = json.loads(_run_at_full_opt(os.path.join(HERE, name, "config.json")))
   if got["machine"] == golden["machine"]:
     assert got["results"] == golden["results"]
     assert got["params"] == golden["params"]
@@ -36,9 +41,27 @@ def test_run_reproduces_golden(name):
   assert_close(got["results"], golden["results"], "results")
   assert sorted(got["params"]) == sorted(golden["params"])
   for name, stats in golden["params"].items():
+    if name.endswith("attention/key/bias"):
+      # The key bias adds q . b to every score of a query, which softmax cancels: its
+      # gradient is float rounding that Adam scales up to learning-rate-sized steps, so its
+      # values follow the CPU. It stays near 1e-4, below every other leaf (>= 9e-3).
+      assert got["params"][name]["l2"] < 2e-3 and stats["l2"] < 2e-3, name
+      continue
     assert got["params"][name]["l2"] == pytest.approx(stats["l2"], rel=1e-3), name
     assert got["params"][name]["sum"] == pytest.approx(stats["sum"], rel=1e-3,
                                                        abs=1e-3 * stats["l2"]), name
+
+
+def _run_at_full_opt(config_path: str) -> str:
+  """``make_goldens.run`` of a config file, as JSON, in a process at XLA's default flags."""
+  script = ("import importlib.util, json, sys\n"
+            f"spec = importlib.util.spec_from_file_location('mg', {os.path.join(HERE, 'make_goldens.py')!r})\n"
+            "mg = importlib.util.module_from_spec(spec); spec.loader.exec_module(mg)\n"
+            f"config = json.load(open({config_path!r}))\n"
+            "sys.stdout.write('GOLDEN' + json.dumps(mg.run(config)))\n")
+  out = subprocess.run([sys.executable, "-c", script], env=full_opt_env(), check=True,
+                       capture_output=True, text=True).stdout
+  return out[out.index("GOLDEN") + len("GOLDEN"):]
 
 
 def assert_close(got, want, where: str):
