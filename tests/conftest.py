@@ -25,7 +25,6 @@ if os.environ.get("LENGTHGEN_TEST_FULL_OPT") != "1":
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
-
 def full_opt_env() -> dict[str, str]:
   """This process's environment with XLA's default optimization (for bitwise goldens)."""
   env = {**os.environ, "LENGTHGEN_TEST_FULL_OPT": "1"}

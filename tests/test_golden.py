@@ -33,7 +33,7 @@ def test_run_reproduces_golden(name):
     config = json.load(f)
   with open(os.path.join(HERE, name, "golden.json")) as f:
     golden = json.load(f)
-  got = json.loads(_run_at_full_opt(os.path.join(HERE, name, "config.json")))
+  got = _run_at_full_opt(config)
   if got["machine"] == golden["machine"]:
     assert got["results"] == golden["results"]
     assert got["params"] == golden["params"]
@@ -52,16 +52,13 @@ def test_run_reproduces_golden(name):
                                                        abs=1e-3 * stats["l2"]), name
 
 
-def _run_at_full_opt(config_path: str) -> str:
-  """``make_goldens.run`` of a config file, as JSON, in a process at XLA's default flags."""
-  script = ("import importlib.util, json, sys\n"
-            f"spec = importlib.util.spec_from_file_location('mg', {os.path.join(HERE, 'make_goldens.py')!r})\n"
-            "mg = importlib.util.module_from_spec(spec); spec.loader.exec_module(mg)\n"
-            f"config = json.load(open({config_path!r}))\n"
-            "sys.stdout.write('GOLDEN' + json.dumps(mg.run(config)))\n")
-  out = subprocess.run([sys.executable, "-c", script], env=full_opt_env(), check=True,
-                       capture_output=True, text=True).stdout
-  return out[out.index("GOLDEN") + len("GOLDEN"):]
+def _run_at_full_opt(config: dict) -> dict:
+  """``make_goldens.run(config)`` in a process at XLA's default flags (config in on stdin)."""
+  script = (f"import json, sys; sys.path.insert(0, {HERE!r}); import make_goldens; "
+            "print(json.dumps(make_goldens.run(json.load(sys.stdin))))")
+  out = subprocess.run([sys.executable, "-c", script], input=json.dumps(config),
+                       env=full_opt_env(), check=True, capture_output=True, text=True).stdout
+  return json.loads(out.splitlines()[-1])
 
 
 def assert_close(got, want, where: str):
