@@ -74,18 +74,20 @@ def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
 
 
 def aggregate_over_seeds(results: Sequence[dict[str, Any]],
-                         keys: Sequence[str] = GROUP_KEYS) -> list[dict[str, Any]]:
+                         keys: Sequence[str] = GROUP_KEYS, *,
+                         curve_metric: str | None = None) -> list[dict[str, Any]]:
   """Groups results by `keys` (all but seed) and gives mean/std of scores and curves.
 
   Returns one row per group with the keys, `num_seeds`, `seeds`, `seconds` and `device`
   (compute of the distinct workdirs, when recorded), `in_mean`, `in_std`,
   `out_mean`, `out_std`, `metric` (the score's metric, results.json's ``score.metric``:
-  ``exact_match`` when unrecorded) and `curve`: a list of (length, mean, std) of that metric
-  over seeds at the lengths every seed evaluated.
+  ``exact_match`` when unrecorded), `curve_metric` and `curve`: a list of (length, mean, std)
+  over seeds, at the lengths every seed evaluated, of `curve_metric` (default: the score's
+  metric; ``token_accuracy`` gives token-accuracy curves of exact-match runs).
 
   Raises:
-    ValueError: a result misses a grouping key, or the seeds of one group were scored by
-      different metrics.
+    ValueError: a result misses a grouping key, the seeds of one group were scored by
+      different metrics, or an evaluated length lacks `curve_metric`.
   """
   groups: dict[tuple, list[dict[str, Any]]] = {}
   for r in results:
@@ -103,7 +105,13 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
       raise ValueError(f'the seeds of {dict(zip(keys, group_key))} were scored by different '
                        f'metrics: {", ".join(metrics)}')
     metric = metrics[0]
-    per_len = [{e['length']: e[metric] for e in r['eval']} for r in rs]
+    along = curve_metric or metric
+    lacking = sorted({e['length'] for r in rs for e in r['eval'] if along not in e})
+    if lacking:
+      have = sorted({k for r in rs for e in r['eval'] for k in e if k != 'length'})
+      raise ValueError(f'curve metric {along!r} is not recorded at lengths {lacking[:5]} of '
+                       f'{dict(zip(keys, group_key))}; recorded: {", ".join(have)}')
+    per_len = [{e['length']: e[along] for e in r['eval']} for r in rs]
     common = sorted(set.intersection(*(set(p) for p in per_len)))
     curve = [(n, *_mean_std([p[n] for p in per_len])) for n in common]
     compute = {r['workdir']: r['compute'] for r in rs if 'compute' in r and 'workdir' in r}
@@ -113,7 +121,7 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
                  seconds=seconds if compute else None, device=', '.join(devices) or None,
                      seeds=sorted(r.get('seed', 0) for r in rs),
                      in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std,
-                     metric=metric, curve=curve))
+                     metric=metric, curve_metric=along, curve=curve))
   return rows
 
 

@@ -72,6 +72,26 @@ def test_curve_follows_the_score_metric(tmp_path):
     analysis.aggregate_over_seeds(analysis.load_sweep(d))
 
 
+def test_token_accuracy_curves_of_exact_match_runs(tmp_path):
+  """``curve_metric='token_accuracy'`` gives token-accuracy curves of runs scored by exact
+  match, and the report draws them in a second figure; a length without the metric raises."""
+  d = str(tmp_path)
+  for seed, tok in enumerate([0.6, 0.8]):
+    _write(d, f'nope_s{seed}', seed, 'nope', 1.0, 0.0, [(4, 1.0), (8, 0.0)],
+           token_accuracy=[1.0, tok])
+  [row] = analysis.aggregate_over_seeds(analysis.load_sweep(d), curve_metric='token_accuracy')
+  assert row['metric'] == 'exact_match' and row['curve_metric'] == 'token_accuracy'
+  np.testing.assert_allclose(np.array(row['curve']), [[4, 1.0, 0.0], [8, 0.7, 0.1]])
+  [plain] = analysis.aggregate_over_seeds(analysis.load_sweep(d))
+  np.testing.assert_allclose(np.array(plain['curve']), [[4, 1.0, 0.0], [8, 0.0, 0.0]])
+  report.summarize(d)
+  for f in ('accuracy_vs_length_copy.png', 'token_accuracy_vs_length_copy.png'):
+    assert os.path.getsize(os.path.join(d, f)) > 0
+  with pytest.raises(ValueError, match=r"curve metric 'loss' is not recorded at lengths "
+                     r"\[4, 8\].*recorded: exact_match, num_examples, token_accuracy"):
+    analysis.aggregate_over_seeds(analysis.load_sweep(d), curve_metric='loss')
+
+
 def test_missing_key_and_dir_raise(tmp_path):
   with pytest.raises(ValueError, match='does not exist'):
     analysis.load_sweep(str(tmp_path / 'nope'))

@@ -1,8 +1,10 @@
 """The report of a sweep directory, regenerated at the end of every sweep run.
 
 ``summary.md`` / ``summary.csv`` (mean ± std over seeds and the compute of each grid point),
-``accuracy_vs_length_<task>[_<option>-<value>...].png`` (exact match versus length per
-method, a band of ± one standard deviation over seeds) and ``leaderboard.md`` /
+``accuracy_vs_length_<task>[_<option>-<value>...].png`` (the score's metric, exact match
+unless the config scores by token accuracy, versus length per method, a band of ± one
+standard deviation over seeds), ``token_accuracy_vs_length_<task>...png`` (the same in token
+accuracy, for sweeps scored by exact match: how far off the wrong answers are) and ``leaderboard.md`` /
 ``leaderboard.png`` (the methods ranked per task, the mean reciprocal rank, the task x
 method heat map). Each file is written to a temporary name and renamed over the old one, so
 an interrupted sweep never leaves half of one.
@@ -41,14 +43,17 @@ def _figure_name(task: str) -> str:
   return task.replace("[", "_").rstrip("]").replace(",", "_").replace("=", "-")
 
 
-def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
-  """The score's metric (exact match, or token accuracy where the config scores by it) versus
-  length per method (mean over seeds, ± std band), one figure per task and task options;
-  returns the paths written."""
+def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str, *,
+               prefix: str = "accuracy_vs_length") -> list[str]:
+  """The rows' curves (their ``curve_metric``: the score's metric unless aggregated with
+  another) versus length per method (mean over seeds, ± std band), one figure per task and
+  task options, ``SWEEP_DIR/<prefix>_<task>.png``; returns the paths written."""
   Figure = extras.require("matplotlib.figure", "the sweep's figures").Figure  # no pyplot
   paths = []
   for task in sorted({analysis.task_label(r) for r in rows}):
-    ylabel = analysis.metric_names(r for r in rows if analysis.task_label(r) == task)
+    ylabel = " / ".join(sorted({r.get("curve_metric", r.get("metric", "exact_match"))
+                                .replace("_", " ")
+                                for r in rows if analysis.task_label(r) == task}))
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for r in rows:
@@ -62,7 +67,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str) -> list[str]:
                       alpha=0.2)
     ax.set(xlabel="length", ylabel=ylabel, title=task, ylim=(-0.02, 1.02))
     ax.legend(fontsize=7)
-    path = os.path.join(sweep_dir, f"accuracy_vs_length_{_figure_name(task)}.png")
+    path = os.path.join(sweep_dir, f"{prefix}_{_figure_name(task)}.png")
     with _replaced(path, ".png") as tmp:
       fig.savefig(tmp, dpi=100, bbox_inches="tight")
     paths.append(path)
@@ -96,12 +101,17 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], out: str, *, header: str,
 def summarize(sweep_dir: str) -> list[dict[str, Any]]:
   """Writes the sweep's report from its finished points; returns the rows (one per grid
   point, aggregated over seeds). A sweep with no finished point writes nothing."""
-  rows = analysis.aggregate_over_seeds(analysis.load_sweep(sweep_dir))
+  records = analysis.load_sweep(sweep_dir)
+  rows = analysis.aggregate_over_seeds(records)
   if not rows:
     return rows
   write_whole(os.path.join(sweep_dir, "summary.md"), analysis.table_markdown(rows))
   write_whole(os.path.join(sweep_dir, "summary.csv"), analysis.table_csv(rows))
   plot_sweep(rows, sweep_dir)
+  exact = [r for r in records if r["score"].get("metric", "exact_match") == "exact_match"]
+  if exact and all("token_accuracy" in e for r in exact for e in r["eval"]):
+    plot_sweep(analysis.aggregate_over_seeds(exact, curve_metric="token_accuracy"), sweep_dir,
+               prefix="token_accuracy_vs_length")
   write_leaderboard(rows, os.path.join(sweep_dir, "leaderboard"),
                     header=f"# Leaderboard of {os.path.basename(os.path.abspath(sweep_dir))}")
   return rows
