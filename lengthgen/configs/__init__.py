@@ -77,7 +77,8 @@ def tiny(c: ml_collections.ConfigDict) -> None:
 
 
 def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int = 1, *,
-              scale_model: bool = True, learning_rate: float | None = 1e-3,
+              scale_model: bool = True, width: int = 64,
+              learning_rate: float | None = 1e-3,
               batch_size: int = 32, eval_examples: int = 128,
               task_options: dict | None = None, train_max_length: int | None = None,
               eval_max_length: int | None = None,
@@ -89,7 +90,8 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
     c: the config, edited in place.
     steps: training steps (a checkpoint every 500, a log row every 250).
     eval_stride: evaluate every ``eval_stride``-th length.
-    scale_model: use 2 layers x 64 wide with 4 heads; False keeps the file's model.
+    scale_model: use 2 layers x ``width`` with 4 heads; False keeps the file's model.
+    width: the model width when ``scale_model``.
     learning_rate: the learning rate; None keeps the file's.
     batch_size: training batch size.
     eval_examples: evaluation examples per length (also the evaluation batch size).
@@ -103,7 +105,7 @@ def cpu_scale(c: ml_collections.ConfigDict, steps: int = 1500, eval_stride: int 
     ``c``.
   """
   if scale_model:
-    c.model.update(num_layers=2, width=64, num_heads=4)
+    c.model.update(num_layers=2, width=width, num_heads=4)
   if learning_rate is not None:
     c.train.learning_rate = learning_rate
   if task_options:
