@@ -79,7 +79,8 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
   """Groups results by `keys` (all but seed) and gives mean/std of scores and curves.
 
   Returns one row per group with the keys, `num_seeds`, `seeds`, `seconds` and `device`
-  (compute of the distinct workdirs, when recorded), `in_mean`, `in_std`,
+  (compute of the distinct workdirs, when recorded), `resumed` (a workdir's compute covers
+  only the part of a resumed run after its restart), `in_mean`, `in_std`,
   `out_mean`, `out_std`, `metric` (the score's metric, results.json's ``score.metric``:
   ``exact_match`` when unrecorded), `curve_metric` and `curve`: a list of (length, mean, std)
   over seeds, at the lengths every seed evaluated, of `curve_metric` (default: the score's
@@ -117,8 +118,10 @@ def aggregate_over_seeds(results: Sequence[dict[str, Any]],
     compute = {r['workdir']: r['compute'] for r in rs if 'compute' in r and 'workdir' in r}
     seconds = sum(c['train_seconds'] + c['eval_seconds'] for c in compute.values())
     devices = sorted({c['device'] for c in compute.values()})
+    resumed = any(c.get('resumed_from_step', 0) for c in compute.values())
     rows.append(dict(zip(keys, group_key), num_seeds=len(rs),
                  seconds=seconds if compute else None, device=', '.join(devices) or None,
+                     resumed=resumed,
                      seeds=sorted(r.get('seed', 0) for r in rs),
                      in_mean=in_mean, in_std=in_std, out_mean=out_mean, out_std=out_std,
                      metric=metric, curve_metric=along, curve=curve))
@@ -151,7 +154,8 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
            '| compute |', '|---|---|---|---|---|---|---|---|---|']
   for r in sorted(rows, key=lambda r: (task_label(r), -r['out_mean'])):
     cost = ('n/a' if r.get('seconds') is None
-            else f"{r['seconds']:.0f} s on {r['device']}")
+            else f"{r['seconds']:.0f} s on {r['device']}"
+            + (" (a resumed run: its part after the restart)" if r.get('resumed') else ""))
     lines.append(f"| {task_label(r)} | {r['positional']} | {r['positions']} | {r['normalizer']} | "
                  f"{r['model']} | "
                  f"{r['num_seeds']} | {r['in_mean']:.3f} ± {r['in_std']:.3f} | "

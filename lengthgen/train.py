@@ -110,7 +110,8 @@ def train(config: ExperimentConfig, workdir: str, *, setup: Setup | None = None,
   if setup is None:
     setup = build.setup(build.validate(config))
   with _lock(workdir):
-    return _train(config, workdir, setup, until, tensorboard)
+    setup, params, _ = _train(config, workdir, setup, until, tensorboard)
+    return setup, params
 
 
 def _lock(workdir: str):
@@ -120,6 +121,7 @@ def _lock(workdir: str):
 
 def _train(config: ExperimentConfig, workdir: str, setup: Setup, until: int | None,
            tensorboard: bool):
+  """``train`` under the workdir's lock; returns (setup, params, the step it started from)."""
   t = config.train
   tx = make_optimizer(t)
   seeds = [c.train.seed for c in build.seed_configs(config)]
@@ -210,7 +212,7 @@ def _train(config: ExperimentConfig, workdir: str, setup: Setup, until: int | No
     if log is not None:
       log.close()
   params = state["params"] if dp is None else dp.gather(state["params"])
-  return setup, params
+  return setup, params, start
 
 
 def _log(log, step, m, t: TrainConfig):
@@ -222,10 +224,13 @@ def _log(log, step, m, t: TrainConfig):
   return None
 
 
-def compute_record(train_seconds: float, eval_seconds: float, *, num_seeds: int = 1) -> dict:
-  """What a run cost: wall seconds of this invocation (a resumed run counts only its own part)."""
+def compute_record(train_seconds: float, eval_seconds: float, *, num_seeds: int = 1,
+                   resumed_from_step: int = 0) -> dict:
+  """What a run cost: wall seconds of this invocation. A resumed run counts only its own part:
+  ``resumed_from_step`` (0 for a run trained from scratch) says where that part began."""
   device = jax.devices()[0]
   return {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+          "resumed_from_step": resumed_from_step,
           "num_seeds_in_program": num_seeds, "device": device.device_kind,
           "device_count": jax.device_count(), "backend": jax.default_backend(),
           "jax": jax.__version__}
@@ -256,7 +261,7 @@ def _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose,
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices("lengthgen.prepare_workdir")
   start = time.perf_counter()
-  setup, params = train(config, workdir, setup=setup, tensorboard=tensorboard)
+  setup, params, first_step = _train(config, workdir, setup, None, tensorboard)
   train_seconds = time.perf_counter() - start
   seeds = build.seed_configs(config)
   if len(seeds) == 1:
@@ -269,7 +274,7 @@ def _train_and_evaluate(config, workdir, setup, overwrite, new_run, verbose,
                "seeds": [{k: r[k] for k in keep if k in r} for r in per_seed],
                "score_over_seeds": evaluate.score_over_seeds([r["score"] for r in per_seed])}
   results["compute"] = compute_record(train_seconds, time.perf_counter() - start - train_seconds,
-                                      num_seeds=len(seeds))
+                                      num_seeds=len(seeds), resumed_from_step=first_step)
   if not main:
     return results
   path = os.path.join(workdir, "results.json")

@@ -135,6 +135,9 @@ def test_kill_9_then_rerun_equals_uninterrupted(tmp_path):
   without_compute = lambda p: {k: v for k, v in json.loads(p.read_text()).items()
                                if k != "compute"}
   assert without_compute(full / "results.json") == without_compute(killed / "results.json")
+  # The compute record says which part of the run it timed.
+  resumed = lambda p: json.loads(p.read_text())["compute"]["resumed_from_step"]
+  assert resumed(full / "results.json") == 0 and resumed(killed / "results.json") >= 10
 
 
 def _listing(path) -> dict[str, bytes]:

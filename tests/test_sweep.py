@@ -92,6 +92,23 @@ def test_token_accuracy_curves_of_exact_match_runs(tmp_path):
     analysis.aggregate_over_seeds(analysis.load_sweep(d), curve_metric='loss')
 
 
+def test_summary_marks_the_compute_of_a_resumed_run(tmp_path):
+  d = str(tmp_path)
+  for seed, resumed in enumerate([0, 350]):
+    _write(d, f'nope_s{seed}', seed, 'nope', 1.0, 0.0, [(4, 1.0), (8, 0.0)])
+    path = os.path.join(d, f'nope_s{seed}', 'results.json')
+    res = json.load(open(path))
+    res['compute'] = {'train_seconds': 10.0, 'eval_seconds': 1.0, 'device': 'cpu',
+                      'resumed_from_step': resumed}
+    json.dump(res, open(path, 'w'))
+  [row] = analysis.aggregate_over_seeds(analysis.load_sweep(d))
+  assert row['resumed'] and row['seconds'] == 22.0
+  assert '22 s on cpu (a resumed run: its part after the restart)' in analysis.table_markdown([row])
+  os.remove(os.path.join(d, 'nope_s1', 'results.json'))
+  [row] = analysis.aggregate_over_seeds(analysis.load_sweep(d))
+  assert not row['resumed'] and '| 11 s on cpu |' in analysis.table_markdown([row])
+
+
 def test_missing_key_and_dir_raise(tmp_path):
   with pytest.raises(ValueError, match='does not exist'):
     analysis.load_sweep(str(tmp_path / 'nope'))
