@@ -13,9 +13,11 @@ from typing import Any, Iterable, Sequence
 
 from lengthgen import extras
 
-GROUP_KEYS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model')
+GROUP_KEYS = ('task', 'options', 'positional', 'positional_options', 'positions',
+              'positions_options', 'normalizer', 'model')
 # What records written before a field existed meant by its absence.
-_DEFAULTS = {'positions': 'default', 'options': ''}
+_DEFAULTS = {'positions': 'default', 'options': '', 'positional_options': '',
+             'positions_options': ''}
 
 
 def options_label(task_options: dict[str, Any] | None) -> str:
@@ -23,12 +25,18 @@ def options_label(task_options: dict[str, Any] | None) -> str:
   return ','.join(f'{k}={v}' for k, v in sorted((task_options or {}).items()))
 
 
-def _task_options(workdir: str) -> dict[str, Any]:
+def _config_options(workdir: str) -> dict[str, str]:
+  """The option labels of a workdir's config.json: the task's (``options``), the
+  encoding's (``positional_options``) and the position sampler's (``positions_options``)."""
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return {}
   with open(path) as f:
-    return json.load(f).get('task_options') or {}
+    config = json.load(f)
+  model = config.get('model') or {}
+  return {'options': options_label(config.get('task_options')),
+          'positional_options': options_label(model.get('positional_options')),
+          'positions_options': options_label(model.get('positions_options'))}
 
 
 def load_results(workdir: str) -> dict[str, Any] | None:
@@ -51,8 +59,10 @@ def per_seed_records(results: dict[str, Any]) -> list[dict[str, Any]]:
 def load_sweep(sweep_dir: str) -> list[dict[str, Any]]:
   """Per-seed results of every immediate subdirectory with a results.json, sorted by name.
 
-  Each record also gets ``workdir`` (its name) and ``options`` (the task options of its
-  config.json, e.g. ``variant=replace``, so variants of one task are told apart).
+  Each record also gets ``workdir`` (its name), ``options`` (the task options of its
+  config.json, e.g. ``variant=replace``, so variants of one task are told apart) and
+  ``positional_options`` / ``positions_options`` (the encoding's and the position sampler's,
+  e.g. ``random_distances=2048``, so variants of one encoding are told apart).
   """
   if not os.path.isdir(sweep_dir):
     raise ValueError(f'sweep directory {sweep_dir!r} does not exist')
@@ -60,8 +70,8 @@ def load_sweep(sweep_dir: str) -> list[dict[str, Any]]:
   for name in sorted(os.listdir(sweep_dir)):
     res = load_results(os.path.join(sweep_dir, name))
     if res is not None:
-      options = options_label(_task_options(os.path.join(sweep_dir, name)))
-      out.extend(dict(_DEFAULTS, **r, options=options, workdir=name)
+      options = _config_options(os.path.join(sweep_dir, name))
+      out.extend(dict(_DEFAULTS, **r, **options, workdir=name)
                  for r in per_seed_records(res))
   return out
 
@@ -134,7 +144,8 @@ def metric_names(rows: Iterable[dict[str, Any]]) -> str:
   return ' / '.join(sorted({r.get('metric', 'exact_match').replace('_', ' ') for r in rows}))
 
 
-_COLUMNS = ('task', 'options', 'positional', 'positions', 'normalizer', 'model', 'num_seeds',
+_COLUMNS = ('task', 'options', 'positional', 'positional_options', 'positions',
+            'positions_options', 'normalizer', 'model', 'num_seeds',
             'in_mean', 'in_std', 'out_mean', 'out_std', 'seconds', 'device')
 
 
@@ -156,7 +167,8 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     cost = ('n/a' if r.get('seconds') is None
             else f"{r['seconds']:.0f} s on {r['device']}"
             + (" (a resumed run: its part after the restart)" if r.get('resumed') else ""))
-    lines.append(f"| {task_label(r)} | {r['positional']} | {r['positions']} | {r['normalizer']} | "
+    lines.append(f"| {task_label(r)} | {encoding_label(r)} | {positions_label(r)} | "
+                 f"{r['normalizer']} | "
                  f"{r['model']} | "
                  f"{r['num_seeds']} | {r['in_mean']:.3f} ± {r['in_std']:.3f} | "
                  f"{r['out_mean']:.3f} ± {r['out_std']:.3f} | {cost} |")
@@ -195,17 +207,32 @@ def leaderboard_markdown(board: dict[str, list[dict[str, Any]]]) -> str:
            '|---|---|---|---|---|---|---|---|']
   for task, rs in board.items():
     for r in rs:
-      lines.append(f"| {task} | {r['rank']} | {r['positional']} | {r['positions']} | "
+      lines.append(f"| {task} | {r['rank']} | {encoding_label(r)} | {positions_label(r)} | "
                    f"{r['normalizer']} | {r['num_seeds']} | {r['out_mean']:.3f} ± "
                    f"{r['out_std']:.3f} | {r['in_mean']:.3f} ± {r['in_std']:.3f} |")
   return '\n'.join(lines) + '\n'
 
 
+def _with_options(name: str, options: str) -> str:
+  return f'{name}[{options}]' if options else name
+
+
+def encoding_label(row: dict[str, Any]) -> str:
+  """``rope`` or, with encoding options, ``relative[random_distances=2048]``."""
+  return _with_options(row['positional'], row.get('positional_options', ''))
+
+
+def positions_label(row: dict[str, Any]) -> str:
+  """``default`` or, with sampler options, ``offset[max_offset=300]``."""
+  return _with_options(row.get('positions', 'default'), row.get('positions_options', ''))
+
+
 def method_label(row: dict[str, Any]) -> str:
-  """``rope``, or with a non-default sampler / normalizer ``rope/randomized/ssmax``."""
-  parts = [row['positional']]
-  if row.get('positions', 'default') != 'default':
-    parts.append(row['positions'])
+  """``rope``, or with a non-default sampler / normalizer ``rope/randomized/ssmax``; options
+  of the encoding or the sampler in brackets (``relative[random_distances=2048]``)."""
+  parts = [encoding_label(row)]
+  if row.get('positions', 'default') != 'default' or row.get('positions_options'):
+    parts.append(positions_label(row))
   if row.get('normalizer', 'softmax') != 'softmax':
     parts.append(row['normalizer'])
   return '/'.join(parts)

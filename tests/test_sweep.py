@@ -109,6 +109,25 @@ def test_summary_marks_the_compute_of_a_resumed_run(tmp_path):
   assert not row['resumed'] and '| 11 s on cpu |' in analysis.table_markdown([row])
 
 
+def test_encoding_options_tell_variants_of_one_encoding_apart(tmp_path):
+  """Plain and randomized relative (``positional_options``) are two methods, not one averaged
+  group; their labels name the options."""
+  d = str(tmp_path)
+  for name, options, out in [('plain', {}, 0.5), ('randomized', {'random_distances': 2048}, 0.9)]:
+    _write(d, name, 3, 'relative', 1.0, out, [(4, 1.0), (8, out)])
+    with open(os.path.join(d, name, 'config.json'), 'w') as f:
+      json.dump({'task_options': {}, 'model': {'positional_options': options,
+                                               'positions_options': {}}}, f)
+  rows = analysis.aggregate_over_seeds(analysis.load_sweep(d))
+  assert sorted((analysis.method_label(r), r['out_mean']) for r in rows) == [
+      ('relative', 0.5), ('relative[random_distances=2048]', 0.9)]
+  assert '| relative[random_distances=2048] | default |' in analysis.table_markdown(rows)
+  assert 'relative,random_distances=2048,default,,softmax' in analysis.table_csv(rows)
+  board = analysis.leaderboard(rows)
+  assert [analysis.method_label(r) for r in board['copy']] == [
+      'relative[random_distances=2048]', 'relative']
+
+
 def test_missing_key_and_dir_raise(tmp_path):
   with pytest.raises(ValueError, match='does not exist'):
     analysis.load_sweep(str(tmp_path / 'nope'))

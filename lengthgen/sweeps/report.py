@@ -60,8 +60,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], sweep_dir: str, *,
       if analysis.task_label(r) != task or not r["curve"]:
         continue
       n, m, s = zip(*r["curve"])
-      where = "" if r.get("positions", "default") == "default" else f"+{r['positions']}"
-      label = f"{r['positional']}{where}/{r['normalizer']} (n={r['num_seeds']})"
+      label = f"{analysis.method_label(r)} (n={r['num_seeds']})"
       ax.plot(n, m, marker="o", ms=3, label=label)
       ax.fill_between(n, [a - b for a, b in zip(m, s)], [a + b for a, b in zip(m, s)],
                       alpha=0.2)
