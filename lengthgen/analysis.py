@@ -306,7 +306,7 @@ class TrainedRun:
     import numpy as np  # pylint: disable=import-outside-toplevel
     from lengthgen import data  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng([example_seed, length])
-    batch = self.setup.tasks[task_index].task.sample(rng, num_examples, length)
+    batch = self.setup.tasks[task_index].eval_task.sample(rng, num_examples, length)
     inputs = data.mixture_inputs(self.setup, [(task_index, batch)], rng, train=False)
     _, weights = self.model.apply({'params': self.params}, inputs['tokens'],
                                   inputs['positions'], lengths=inputs['lengths'],

@@ -54,6 +54,21 @@ def _task(name: str, options: dict, path: str) -> Task:
     raise ConfigError(f"{options_path}: {e}") from None
 
 
+def _eval_task(config: ExperimentConfig, task: Task) -> Task:
+  """The main task as evaluation samples it: ``config.eval.task_options`` over the task's."""
+  if not config.eval.task_options:
+    return task
+  options = {**config.task_options, **config.eval.task_options}
+  try:
+    eval_task = tasks_lib.get(config.task, **options)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"config.eval.task_options: {e}") from None
+  if list(eval_task.vocab) != list(task.vocab):
+    raise ConfigError("config.eval.task_options: the evaluation task must have the training "
+                      f"task's vocabulary; {config.eval.task_options} changes it")
+  return eval_task
+
+
 def validate(config: ExperimentConfig) -> ExperimentConfig:
   """Checks what needs the registries and crosses fields; returns ``config``.
 
@@ -61,6 +76,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     ConfigError: naming the field and the valid choices.
   """
   task = _task(config.task, config.task_options, "config.task")
+  eval_task = _eval_task(config, task)
   m = config.model
   for i, h in enumerate(config.hints):
     hint = _task(h.name, h.options, f"config.hints[{i}].name")
@@ -100,7 +116,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
   # The longest sequence must fit what the position sampler and the encoding support.
   longest = max(config.train.max_length, config.eval.max_length)
   try:
-    n = task.sample(np.random.default_rng(0), 1, longest).tokens.shape[1]
+    n = max(task.sample(np.random.default_rng(0), 1, config.train.max_length).tokens.shape[1],
+            eval_task.sample(np.random.default_rng(0), 1, config.eval.max_length).tokens.shape[1])
   except ValueError as err:
     raise ConfigError(f"config.eval.max_length / config.train.max_length: {err}") from None
   n += 1 if config.hints and config.multitask_head == "indicator" else 0
@@ -135,6 +152,7 @@ class MixtureTask:
   weight: float
   fraction: float
   table: np.ndarray  # task token id -> mixture vocabulary id
+  eval_task: Task    # what evaluation samples: ``task`` with config.eval.task_options
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -194,9 +212,11 @@ def setup(config: ExperimentConfig) -> Setup:
   if len(specs) > 1 and config.multitask_head == "indicator":
     vocab += [f"<task:{name}>" for name, *_ in specs]
   index = {v: i for i, v in enumerate(vocab)}
+  eval_main = _eval_task(config, specs[0][1])
   mixture = tuple(MixtureTask(name, task, weight, fraction,
-                              np.asarray([index[v] for v in task.vocab], np.int32))
-                  for name, task, weight, fraction in specs)
+                              np.asarray([index[v] for v in task.vocab], np.int32),
+                              eval_main if k == 0 else task)
+                  for k, (name, task, weight, fraction) in enumerate(specs))
   readouts = len(specs) if len(specs) > 1 and config.multitask_head == "per_task" else 1
   model = Transformer(config.model, vocab_size=len(vocab), num_tasks=readouts)
   return Setup(config, mixture, tuple(vocab), model)

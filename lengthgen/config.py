@@ -116,6 +116,9 @@ class EvalConfig:
   max_batch_tokens: int = 262144   # long lengths: fewer examples per batch (memory ~ batch * length)
   score_metric: str = "exact_match"  # exact_match | token_accuracy: what results.json's score averages
   stride: int = 1                  # evaluate min, min+stride, ...: a cheaper sample of lengths
+  # Options of the main task that differ at evaluation (merged over config.task_options),
+  # e.g. {"operands": "natural"} after training addition on {"operands": "bucket"}.
+  task_options: dict = dataclasses.field(default_factory=dict)
 
   __hash__ = _json_hash
 

@@ -56,7 +56,7 @@ def length_inputs(setup, length: int, *, task_index: int = 0,
   config = setup.config
   e = config.eval
   rng = data.eval_rng(config.train.seed if seed is None else seed, length)
-  batch = setup.tasks[task_index].task.sample(rng, e.num_examples, length)
+  batch = setup.tasks[task_index].eval_task.sample(rng, e.num_examples, length)
   batch = pad_batch(batch, data.round_up(batch.tokens.shape[1], e.bucket))
   inputs = data.mixture_inputs(setup, [(task_index, batch)], rng, train=False)
   inputs["eval_seed"] = rng.integers(0, 2**31 - 1, size=e.num_examples).astype(np.uint32)

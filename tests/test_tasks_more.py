@@ -221,3 +221,42 @@ def test_tiny_decoder_trains_a_few_steps(name):
     state, metrics = step(state, inputs, jax.random.key(0))
     losses.append(float(metrics["loss"]))
   assert np.isfinite(losses).all() and losses[-1] != losses[0], losses
+
+
+def _numbers(t, row):
+  """The two operands and the answer of a reversed addition row, as ints and digit counts."""
+  text = t.render(row).split()
+  cut, eq = text.index("+"), text.index("=")
+  value = lambda ds: int("".join(reversed(ds)))
+  return [(value(ds), len(ds)) for ds in (text[:cut], text[cut + 1:eq], text[eq + 1:])]
+
+
+def test_addition_bucket_and_natural_operands():
+  bucket = tasks.get("addition", reversed=True, operands="bucket")
+  natural = tasks.get("addition", reversed=True, operands="natural")
+  padded = tasks.get("addition", reversed=True)
+  rng = np.random.default_rng(0)
+  b = bucket.sample(rng, 400, 6)
+  # Every layout at one length has the padded layout's width, so training compiles once.
+  assert b.tokens.shape == padded.sample(rng, 400, 6).tokens.shape == (400, 3 * 6 + 3)
+  sizes = set()
+  for row in b.tokens:
+    assert bucket.verify(row)
+    (x, nx), (y, ny), (s, ns) = _numbers(bucket, row)
+    assert x + y == s and max(nx, ny) == 6 and ns == len(str(s))  # the sum's own digits
+    assert len(str(x)) == nx and len(str(y)) == ny                 # no leading zeros
+    sizes.add(min(nx, ny))
+  assert sizes == set(range(1, 7))  # the shorter operand takes every length 1..n
+  for row in natural.sample(rng, 100, 5).tokens:
+    (x, nx), (y, ny), (s, ns) = _numbers(natural, row)
+    assert nx == ny == 5 == len(str(x)) == len(str(y)) and s == x + y and ns == len(str(s))
+  # The padded answer keeps its n + 1 digits; the natural one is wrong if zero-padded.
+  row = [natural.vocab.index(w) for w in "1 2 + 3 4 = 4 6".split()]
+  assert natural.verify(np.asarray(row))
+  assert not natural.verify(np.asarray(row + [natural.vocab.index("0")]))
+  assert padded.verify(np.asarray(row + [padded.vocab.index("0")]))
+  with pytest.raises(ValueError, match="unknown operands 'mixed'; valid values: padded, "
+                                       "natural, bucket"):
+    tasks.get("addition", operands="mixed")
+  with pytest.raises(ValueError, match="scratchpad needs operands='padded'"):
+    tasks.get("addition", operands="bucket", scratchpad=True)

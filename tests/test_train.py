@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from lengthgen import build, data, train
+from lengthgen import build, data, evaluate, train
+from lengthgen.config import ConfigError
 from conftest import tiny_config
 
 
@@ -137,3 +138,31 @@ def test_eval_stride_evaluates_every_kth_length(tmp_path):
   assert [r["length"] for r in results["eval"]] == [1, 5, 9]
   beyond = [r["exact_match"] for r in results["eval"] if r["length"] > 6]
   assert results["score"]["out_of_distribution"] == pytest.approx(sum(beyond) / len(beyond))
+
+
+def test_eval_task_options_change_what_evaluation_samples(tmp_path):
+  def addition(**eval_options):
+    return build.load_config({
+        "task": "addition", "task_options": {"reversed": True, "operands": "bucket"},
+        "model": dict(num_layers=1, width=32, num_heads=2),
+        "train": dict(steps=4, batch_size=8, max_length=3, warmup_steps=1, checkpoint_every=4,
+                      log_every=4),
+        "eval": dict(max_length=4, num_examples=8, batch_size=8, bucket=16,
+                     task_options=eval_options)})
+
+  config = addition(operands="natural")
+  s = build.setup(config)
+  assert s.tasks[0].task.operands == "bucket" and s.tasks[0].eval_task.operands == "natural"
+  assert s.tasks[0].eval_task.reversed  # the training task's options stay unless overridden
+  inputs = evaluate.length_inputs(s, 4)
+  natural = s.tasks[0].eval_task
+  for row in inputs["tokens"]:  # both operands have all 4 digits at evaluation
+    text = natural.render(row).split()
+    assert text.index("+") == 4 and text.index("=") == 9
+  results = train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  assert [r["length"] for r in results["eval"]] == [1, 2, 3, 4]
+  with pytest.raises(ConfigError, match=r"config.eval.task_options: .*unknown operands"):
+    addition(operands="mixed")
+  with pytest.raises(ConfigError, match="config.eval.task_options: the evaluation task must "
+                                        "have the training task's vocabulary"):
+    tiny_config(eval=dict(task_options={"alphabet_size": 4}))

@@ -23,9 +23,11 @@ PRESETS = ["", "tiny", "cpu"]
 
 def get_config(arg: str = ""):
   c = reproduction_config(
-      "addition", {"reversed": True},
+      "addition", {"reversed": True, "operands": "bucket"},
       model=dict(num_layers=4, width=256, num_heads=8, positional="abacus"),
       train=dict(steps=10000, batch_size=128, learning_rate=5e-4, warmup_steps=500,
                  min_length=1, max_length=10),
       eval=dict(min_length=1, max_length=20))
-  return apply_presets(c, arg, __file__, cpu=dict(steps=3000))
+  c.eval.task_options = {"operands": "natural"}
+  return apply_presets(c, arg, __file__,
+                       cpu=dict(steps=2500, width=128, batch_size=128, train_max_length=5))

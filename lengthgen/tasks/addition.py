@@ -5,8 +5,14 @@
     index_hints          i2 3 i1 5 i0 7 + i2 4 i1 6 i0 8 = i3 0 i2 8 i1 2 i0 5
     scratchpad           3 5 7 + 4 6 8 = 7 8 5 c1 5 6 2 c1 3 4 8 c0 ; 0 8 2 5
 
-Length is the number of digits of each operand (leading zeros allowed); the answer always
-has n + 1 digits. Digits are the single-character tokens '0'..'9', so Abacus positions apply.
+``operands`` chooses the numbers. ``padded`` (the default): both operands have exactly n
+digits, leading zeros allowed, and the answer is zero-padded to n + 1 digits. ``natural``:
+both are n-digit numbers (a leading digit of 1-9) and the answer is the sum's own digits (n
+or n + 1). ``bucket`` (McLeish et al.'s training data, their "bucket method"): one operand
+has n digits and the other a uniform 1..n, which one at random, answer as ``natural``; train
+with ``bucket`` and evaluate with ``natural`` (``config.eval.task_options``) to score equal
+lengths as the paper's diagonal. Length is always the longer operand's digits; sequences of
+``natural`` and ``bucket`` are right-padded to the width of ``padded`` at that length. Digits are the single-character tokens '0'..'9', so Abacus positions apply.
 With ``index_hints`` (Zhou et al. 2023) every digit is preceded by a token naming its place
 value, up to ``max_digits``. With ``scratchpad`` (Kazemnejad et al.'s per-digit steps) the
 answer first writes one step per digit position, least significant first: the two operand
@@ -23,6 +29,7 @@ import numpy as np
 from lengthgen.tasks import base
 
 DIGITS = [str(i) for i in range(10)]
+OPERANDS = ("padded", "natural", "bucket")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,9 +38,19 @@ class Addition:
   index_hints: bool = False
   scratchpad: bool = False
   max_digits: int = 128
+  operands: str = "padded"
   name = "addition"
   kind = "decoder"
   eos_id = 2
+
+  def __post_init__(self):
+    base.check_bool_options(self, "reversed", "index_hints", "scratchpad")
+    if self.operands not in OPERANDS:
+      raise ValueError(f"addition: unknown operands {self.operands!r}; valid values: "
+                       f"{', '.join(OPERANDS)}")
+    if self.scratchpad and self.operands != "padded":
+      raise ValueError("addition: the scratchpad needs operands='padded' (one step per digit "
+                       f"of two equal-length operands), got operands={self.operands!r}")
 
   @property
   def vocab(self) -> list[str]:
@@ -64,8 +81,34 @@ class Addition:
     hints = np.broadcast_to(place + 14, ids.shape)
     return np.stack([hints, ids], axis=-1).reshape(ids.shape[0], 2 * n)
 
+  def _number(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    """One n-digit number [1, n], most significant first, leading digit 1-9."""
+    digits = rng.integers(0, 10, size=(1, n))
+    digits[0, 0] = rng.integers(1, 10)
+    return digits
+
+  def _sample_natural(self, rng: np.random.Generator, batch_size: int,
+                      length: int) -> base.Batch:
+    rows = []
+    for _ in range(batch_size):
+      sizes = [length, length]
+      if self.operands == "bucket":
+        sizes[int(rng.integers(2))] = int(rng.integers(1, length + 1))
+      a, b = self._number(rng, sizes[0]), self._number(rng, sizes[1])
+      value = int("".join(map(str, a[0]))) + int("".join(map(str, b[0])))
+      total = np.asarray([[int(c) for c in str(value)]])
+      source = np.concatenate([self._digits(a), [[3]], self._digits(b)], axis=1)
+      rows.append(base.decoder_batch(source.astype(np.int32),
+                                     self._digits(total).astype(np.int32),
+                                     self.sep_id, self.eos_id))
+    per_digit = 2 if self.index_hints else 1
+    width = per_digit * (3 * length + 1) + 2  # source, separator, answer of n + 1 digits
+    return base.pad_batch(base.concat_batches(rows), width)
+
   def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> base.Batch:
     base.check_length(self.name, length, maximum=self.max_digits)
+    if self.operands != "padded":
+      return self._sample_natural(rng, batch_size, length)
     a = rng.integers(0, 10, size=(batch_size, length))
     b = rng.integers(0, 10, size=(batch_size, length))
     total = np.zeros((batch_size, length + 1), dtype=np.int64)
@@ -94,9 +137,9 @@ class Addition:
     b = [t - 4 for t in tokens[cut + 1:]]
     if self.reversed:
       a, b = a[::-1], b[::-1]
-    n = len(a)
     value = int("".join(map(str, a))) + int("".join(map(str, b)))
-    digits = [int(c) for c in str(value).zfill(n + 1)]
+    width = len(a) + 1 if self.operands == "padded" else 0
+    digits = [int(c) for c in str(value).zfill(width)]
     answer = list(self._digits(np.asarray([digits]))[0])
     if not self.scratchpad:
       return answer
