@@ -1,5 +1,5 @@
-"""scripts/hinting_table.py, scripts/copy_errors.py and scripts/context_extension.py's
-helpers on synthetic inputs."""
+"""scripts/hinting_table.py, scripts/copy_errors.py, scripts/context_extension.py's and
+scripts/addition_attention.py's helpers on synthetic inputs."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import addition_attention  # noqa: E402
 import context_extension  # noqa: E402
 import copy_errors  # noqa: E402
 import hinting_table  # noqa: E402
@@ -115,3 +116,18 @@ def test_context_extension_builds_a_fine_tune_and_averages_seeds(tmp_path):
   mean = context_extension.mean_record(recs, (1, 1))
   assert mean["train_lengths"] == [1, 1]
   assert [r["exact_match"] for r in mean["eval"]] == [0.5, 0.5]
+
+
+def test_addition_attention_finds_the_attended_digit_of_each_answer_step():
+  n = 3  # a1 a2 a3 + b1 b2 b3 = s1 s2 s3 s4: the step predicting s_d sits at 2n + d
+  t = 3 * n + 3
+  w = np.zeros((1, 2, 1, t, t))  # L, B, H, T, T
+  for d in range(1, n + 1):
+    q = 2 * n + d
+    w[0, :, 0, q, d - 1] = 1.0           # operand a: digit d
+    w[0, :, 0, q, n + 1 + (d % n)] = 1.0  # operand b: digit d + 1 (wrapping)
+  w[0, 1, 0, 2 * n + 1, :n] = [0.1, 0.2, 0.7]  # example 1: the '=' step reads a's digit 3
+  a, b = addition_attention.digit_argmax(w, n)
+  assert a.shape == b.shape == (1, 1, 2, n)
+  assert a[0, 0, 0].tolist() == [1, 2, 3] and a[0, 0, 1].tolist() == [3, 2, 3]
+  assert b[0, 0, 0].tolist() == [2, 3, 1]
