@@ -62,7 +62,9 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
       sweep count count --encodings=nope,alibi,rope --parallel=3 ;;
     sweep:abacus)
       sweep abacus_addition abacus_addition \
-        --encodings=abacus,nope,rope --parallel=3 ;;
+        --encodings=abacus,nope,rope --parallel=3
+      sweep abacus_addition_fire_hints abacus_addition:index_hints \
+        --encodings=fire --positions=randomized ;;
     sweep:recall)
       sweep softplus_recall softplus_recall --encodings=rope \
         --normalizers=softmax,ssmax,ssmax+qk_norm,softplus,softplus_reweight --parallel=5 ;;
