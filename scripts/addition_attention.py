@@ -7,7 +7,8 @@ Evaluation examples of equal-length reversed operands (``operands`` natural or p
 run's evaluation task), a ``+`` b ``=`` answer. The step that predicts answer digit d (the
 ``=`` token for d = 1, answer digit d - 1 after it) needs digit d of both operands. For each
 layer and head the script prints how often the most-attended digit of operand a and of
-operand b is digit d, and, for the head that finds digit d most often, the digit it attends
+operand b is digit d, the head that most often attends to digit d - 1 of each operand (the
+carry's input) with that fraction, and, for the head that finds digit d most often, the digit it attends
 to at each d (``d1->8`` means the step predicting digit 1 attends most to digit 8).
 """
 
@@ -47,6 +48,13 @@ def report(run: analysis.TrainedRun, lengths: list[int], examples: int) -> list[
       lines.append("  layer %d: " % layer + "  ".join(
           f"head {h} a {hit_a[layer, h]:.2f} b {hit_b[layer, h]:.2f}"
           for h in range(a.shape[1])))
+    # The carry into digit d comes from digit d - 1 (steps d >= 2).
+    carry_a = (a[..., 1:] == want[:-1]).mean(axis=(2, 3))
+    carry_b = (b[..., 1:] == want[:-1]).mean(axis=(2, 3))
+    for name, hits in (("a", carry_a), ("b", carry_b)):
+      layer, head = np.unravel_index(np.argmax(hits), hits.shape)
+      lines.append(f"  digit d - 1 of operand {name}: best layer {layer} head {head} "
+                   f"{hits[layer, head]:.2f}")
     layer, head = np.unravel_index(np.argmax(hit_a + hit_b), hit_a.shape)
     steps = []
     for d in range(n):
