@@ -58,11 +58,8 @@ def _eval_task(config: ExperimentConfig, task: Task) -> Task:
   """The main task as evaluation samples it: ``config.eval.task_options`` over the task's."""
   if not config.eval.task_options:
     return task
-  options = {**config.task_options, **config.eval.task_options}
-  try:
-    eval_task = tasks_lib.get(config.task, **options)
-  except (ValueError, TypeError) as e:
-    raise ConfigError(f"config.eval.task_options: {e}") from None
+  eval_task = _task(config.task, {**config.task_options, **config.eval.task_options},
+                    "config.eval.task")  # errors name config.eval.task_options
   if list(eval_task.vocab) != list(task.vocab):
     raise ConfigError("config.eval.task_options: the evaluation task must have the training "
                       f"task's vocabulary; {config.eval.task_options} changes it")

@@ -8,8 +8,8 @@ run's evaluation task), a ``+`` b ``=`` answer. The step that predicts answer di
 ``=`` token for d = 1, answer digit d - 1 after it) needs digit d of both operands. For each
 layer and head the script prints how often the most-attended digit of operand a and of
 operand b is digit d, the head that most often attends to digit d - 1 of each operand (the
-carry's input) with that fraction, and, for the head that finds digit d most often, the digit it attends
-to at each d (``d1->8`` means the step predicting digit 1 attends most to digit 8).
+carry's input) with that fraction, and, for the head that finds digit d most often, the
+digit it attends to at each d (``d1->8`` means the step predicting digit 1 attends most to digit 8).
 """
 
 from __future__ import annotations

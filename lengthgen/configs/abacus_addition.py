@@ -20,10 +20,10 @@ FIRE with randomized positions and index hints (Zhou et al. 2024), the fourth ro
     python scripts/sweep.py --config=abacus_addition:index_hints \
         --dir=results/abacus_addition_fire_hints --encodings=fire --positions=randomized \
         --seeds=0,1,2 --vmap_seeds
-Presets: ``index_hints`` (every digit after its place token), ``tiny`` (seconds, tests), ``cpu`` (2 x 128, 4 heads, 4,000 steps of batch 128 at
-lr 1e-3: 785 s for one seed on a 2-core CPU, 0.999 in distribution, 0.95-0.99 up to 15
-digits, 0.37 at 16, 0.02 at 20 with Abacus; results/calibration/abacus_seed0/, the 3-seed
-table in results/README.md).
+Presets: ``index_hints`` (every digit after its place token), ``tiny`` (seconds, tests),
+``cpu`` (2 x 128, 4 heads, 4,000 steps of batch 128 at lr 1e-3: on seed 0, 785 s on a 2-core
+CPU, 0.999 in distribution, 0.95-0.99 up to 15 digits, 0.37 at 16, 0.02 at 20 with Abacus;
+results/calibration/abacus_seed0/; the 3-seed table in results/README.md).
 """
 
 from lengthgen.configs import apply_presets, reproduction_config

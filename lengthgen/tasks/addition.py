@@ -12,7 +12,8 @@ or n + 1). ``bucket`` (McLeish et al.'s training data, their "bucket method"): o
 has n digits and the other a uniform 1..n, which one at random, answer as ``natural``; train
 with ``bucket`` and evaluate with ``natural`` (``config.eval.task_options``) to score equal
 lengths as the paper's diagonal. Length is always the longer operand's digits; sequences of
-``natural`` and ``bucket`` are right-padded to the width of ``padded`` at that length. Digits are the single-character tokens '0'..'9', so Abacus positions apply.
+``natural`` and ``bucket`` are right-padded to the width of ``padded`` at that length.
+Digits are the single-character tokens '0'..'9', so Abacus positions apply.
 With ``index_hints`` (Zhou et al. 2023) every digit is preceded by a token naming its place
 value, up to ``max_digits``. With ``scratchpad`` (Kazemnejad et al.'s per-digit steps) the
 answer first writes one step per digit position, least significant first: the two operand
