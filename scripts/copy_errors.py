@@ -15,6 +15,14 @@ With ``--sort_kinds`` (sort runs) each wrong example's first error is also class
 ``one copy too few`` (it moves on while a copy is left), ``skipped a value``, ``early eos``,
 ``first (min)`` or ``other``.
 
+With ``--by_multiplicity`` (sort runs) exact match at each length is split by the source's
+multiplicity, the largest number of times any one value occurs in it, over the evaluation
+examples of ``--multiplicity_draws`` evaluation seeds (the run's own, then the next ones), beside
+how often each multiplicity occurs in training data (training lengths drawn uniformly, as
+``lengthgen.data`` does): exact match that falls with the multiplicity at one length, with
+multiplicities above the training ones failing, says the count of repeated values is what does
+not extrapolate.
+
 Runs on every seed of a vmapped workdir (``--seeds`` picks the seed indices).
 """
 
@@ -80,6 +88,49 @@ def sort_kinds(rows, eos: int) -> dict:
   return dict(kinds.most_common())
 
 
+def max_multiplicity(answers: np.ndarray, mask: np.ndarray, eos: int) -> np.ndarray:
+  """[B]: the largest number of times one token occurs among the supervised, non-eos tokens of
+  each row of ``answers`` [B, T] (``mask`` [B, T] marks the supervised ones)."""
+  out = np.zeros(len(answers), np.int64)
+  for b in range(len(answers)):
+    tokens = answers[b][mask[b] & (answers[b] != eos)]
+    out[b] = np.bincount(tokens).max() if len(tokens) else 0
+  return out
+
+
+def exact_by_multiplicity(run: analysis.TrainedRun, length: int, draws: int) -> dict:
+  """{multiplicity: (examples, exactly right)} over the evaluation examples of ``length`` from
+  ``draws`` evaluation seeds (``run.config.train.seed`` and the next ones), teacher-forced as
+  ``lengthgen.evaluate``."""
+  eos = run.setup.tasks[0].task.eos_id
+  counts: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
+  for d in range(draws):
+    inputs = evaluate.length_inputs(run.setup, length, seed=run.config.train.seed + d)
+    logits = run.setup.model.apply({"params": run.params}, inputs["tokens"], inputs["positions"],
+                                   lengths=inputs["lengths"], task_ids_B=inputs["task_ids"],
+                                   rngs=evaluate.eval_rngs(inputs))
+    pred = np.asarray(jnp.argmax(logits, -1))
+    mask = inputs["loss_mask"] > 0
+    exact = np.all((pred == inputs["targets"]) | ~mask, axis=1)
+    for m, ok in zip(max_multiplicity(inputs["targets"], mask, eos), exact):
+      counts[int(m)][0] += 1
+      counts[int(m)][1] += int(ok)
+  return {m: tuple(counts[m]) for m in sorted(counts)}
+
+
+def training_multiplicities(run: analysis.TrainedRun, num_examples: int = 4096) -> dict:
+  """{multiplicity: fraction} of ``num_examples`` training examples of the main task, each of a
+  length drawn uniformly from the training range."""
+  c, task = run.config, run.setup.tasks[0].task
+  rng = np.random.default_rng(0)
+  found = collections.Counter()
+  for length in rng.integers(c.train.min_length, c.train.max_length + 1, size=num_examples):
+    batch = task.sample(rng, 1, int(length))
+    mask = batch.loss_mask > 0
+    found[int(max_multiplicity(batch.targets, mask, task.eos_id)[0])] += 1
+  return {m: found[m] / num_examples for m in sorted(found)}
+
+
 def clamp_t5_table(params, last_bucket: int):
   """``params`` with every T5 bias table's buckets after ``last_bucket`` set to its value."""
   def clamp(path, x):
@@ -105,6 +156,8 @@ def main():
   p.add_argument("--seeds", default="", help="seed indices (default: all of the workdir)")
   p.add_argument("--clamp_t5", action="store_true")
   p.add_argument("--sort_kinds", action="store_true")
+  p.add_argument("--by_multiplicity", action="store_true")
+  p.add_argument("--multiplicity_draws", type=int, default=4)
   a = p.parse_args()
   first = analysis.TrainedRun(a.workdir)
   seeds = ([int(s) for s in a.seeds.split(",")] if a.seeds
@@ -119,6 +172,13 @@ def main():
             f"at answer index {where}; (target, prediction) {pairs}")
       if a.sort_kinds:
         print(f"    first-error kinds: {sort_kinds(rows, run.setup.tasks[0].task.eos_id)}")
+      if a.by_multiplicity:
+        split = exact_by_multiplicity(run, length, a.multiplicity_draws)
+        print("    exact match by multiplicity: " + ", ".join(
+            f"{m}: {right / n:.3f} ({n})" for m, (n, right) in split.items()))
+    if a.by_multiplicity:
+      print("  training multiplicities: " + ", ".join(
+          f"{m}: {f:.3f}" for m, f in training_multiplicities(run).items()))
     if a.clamp_t5:
       task = run.setup.tasks[0].task
       longest = task.sample(np.random.default_rng(0), 1, run.config.train.max_length)

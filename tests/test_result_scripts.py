@@ -84,6 +84,31 @@ def test_sort_error_kinds():
   assert copy_errors.sort_error_kind(8, 6, 5, eos) == "other"
 
 
+def test_max_multiplicity_counts_supervised_non_eos_tokens():
+  eos = 2
+  answers = np.array([[5, 5, 7, 5, eos, 0], [4, 6, 8, eos, 0, 0], [9, 9, 9, 9, 9, 9]])
+  mask = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0]], bool)
+  np.testing.assert_array_equal(copy_errors.max_multiplicity(answers, mask, eos), [3, 1, 2])
+
+
+def test_exact_match_by_multiplicity_splits_the_evaluation_examples(tiny, tmp_path):
+  from lengthgen import analysis, evaluate, train
+  config = tiny(task="sort", task_options={"alphabet_size": 4})
+  train.train_and_evaluate(config, str(tmp_path), verbose=False)
+  run = analysis.TrainedRun(str(tmp_path))
+  split = copy_errors.exact_by_multiplicity(run, 6, draws=1)
+  assert set(split) <= set(range(2, 7))  # 6 values of 4 symbols repeat one at least twice
+  assert sum(n for n, _ in split.values()) == config.eval.num_examples
+  row = evaluate.evaluate_length(run.setup, run.params, 6)
+  assert sum(right for _, right in split.values()) / config.eval.num_examples == pytest.approx(
+      row["exact_match"])
+  assert sum(n for n, _ in copy_errors.exact_by_multiplicity(run, 6, draws=3).values()) == (
+      3 * config.eval.num_examples)
+  train_split = copy_errors.training_multiplicities(run, num_examples=200)
+  assert sum(train_split.values()) == pytest.approx(1.0)
+  assert min(train_split) >= 1 and max(train_split) <= config.train.max_length
+
+
 def test_context_extension_methods_scale_with_the_factor():
   table = context_extension.methods(2.5, 18)
   assert tuple(table) == context_extension.METHOD_NAMES
