@@ -65,6 +65,23 @@ def test_per_element_hints_by_hand():
   seq = np.asarray([source, [sym(2)] * 4])
   assert each.answer(seq, None).tolist() == [[sym(4), sym(3), none, sym(3)], [none] * 4]
   assert pairs.answer(seq, None)[1].tolist() == [sym(2), none] * 4
+  stable = HINT_TASKS["successor_stable"](8)
+  # a1 at index 1 has a later copy (index 3); the last a1 goes on to a3.
+  assert stable.solve(source) == [sym(4), sym(1), none, sym(3)]
+  assert stable.answer(seq, None).tolist() == [[sym(4), sym(1), none, sym(3)],
+                                               [sym(2)] * 3 + [none]]
+  # Followed from the first minimum (x again: its next copy; a new value: its first copy),
+  # the stable successors visit the whole sorted sequence.
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    row = rng.integers(3, 7, size=9).tolist()
+    nxt, i, walk = stable.solve(row), row.index(min(row)), []
+    while True:
+      walk.append(row[i])
+      if nxt[i] == none:
+        break
+      i = (row.index(row[i], i + 1) if nxt[i] == row[i] else row.index(nxt[i]))
+    assert walk == sorted(row)
   equal = HINT_TASKS["count_equal"](8)
   assert equal.solve(source + [equal.token("?"), sym(1)]) == [equal.token("d2")]
   assert equal.answer(np.tile(seq[:1], (1, 3)), np.asarray([sym(1)])).tolist() == \

@@ -7,7 +7,7 @@ on n in 1..20, evaluate n in 1..120, with and without a hint task on a shared tr
 Presets (combine with commas, e.g. ``:successor,temperature``):
   ``""``             no hint (the baseline)
   ``successor``, ``predecessor``, ``count_smaller``, ``count_equal``, ``fill``, ``successor_each``,
-  ``identity_successor``: that hint task (lengthgen/tasks/hints.py); the hints
+  ``identity_successor``, ``successor_stable``: that hint task (lengthgen/tasks/hints.py); the hints
                      share half of each batch, weight 1, each its own output head
                      (``multitask_head=per_task``)
   ``temperature``    the length-dependent softmax temperature (learned per-head scale x log n)
@@ -34,7 +34,7 @@ from lengthgen.configs import apply_presets
 from lengthgen.config import default_config_dict
 
 HINTS = ("successor", "predecessor", "count_smaller", "count_equal", "fill", "successor_each",
-         "identity_successor")
+         "identity_successor", "successor_stable")
 PRESETS = ["", "tiny", "cpu", "temperature", "indicator", "cpu,wide", *HINTS, "successor,temperature",
            "cpu,successor", "tiny,successor", "tiny,successor,indicator", "tiny,fill,temperature",
            "tiny,identity_successor"]

@@ -18,9 +18,13 @@ replacement); the query hints append ``? x`` where ``x`` is an element of the se
                                                 supervises 2n positions, and each successor
                                                 is predicted right after its element, as sort
                                                 predicts each output after the previous one
+    successor_stable
+                 a3 a1 a4 a1 | a4 a1 none a3    every element's successor in the stable sorted
+                                                order: x again where a copy of x comes later in
+                                                the source, else the smallest element > x
 
-The query hints supervise one answer token per example; ``successor_each`` and
-``identity_successor`` supervise one or two per source element (Awasthi & Gupta decompose
+The query hints supervise one answer token per example; ``successor_each``,
+``successor_stable`` and ``identity_successor`` supervise one or two per source element (Awasthi & Gupta decompose
 sorting into copy, min and identity+successor steps; which exact layout their hint used is
 not in the material available here, so both per-element layouts are offered beside the query
 form).
@@ -225,6 +229,30 @@ class IdentitySuccessor(HintTask):
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class SuccessorStable(HintTask):
+  """Every source element's successor in the stable sorted order (equal values in source
+  order), in source order: ``x`` itself if a copy of ``x`` occurs later in the source, else the
+  smallest element > ``x``, else ``none``. Unlike ``successor_each`` it carries the
+  multiplicities: following it from the first minimum visits every element once, in sorted
+  order, so sort's "one more copy or the next value" decision is one local step of it."""
+
+  name = "successor_stable"
+  has_query = False
+
+  def answer(self, seq, query):
+    del query
+    n = seq.shape[1]
+    later = np.triu(np.ones((n, n), bool), k=1)  # later[i, j]: j comes after i
+    copy_later = ((seq[:, :, None] == seq[:, None, :]) & later[None]).any(axis=2)
+    return np.where(copy_later, seq, smallest_above(seq, seq, self.token(NONE)))
+
+  def solve(self, source):
+    source = list(source)
+    return [x if x in source[i + 1:] else _smallest_above_list(source, x, self.token(NONE))
+            for i, x in enumerate(source)]
+
+
 HINT_TASKS = {
     "successor": Successor,
     "predecessor": Predecessor,
@@ -233,4 +261,5 @@ HINT_TASKS = {
     "fill": Fill,
     "successor_each": SuccessorEach,
     "identity_successor": IdentitySuccessor,
+    "successor_stable": SuccessorStable,
 }
