@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper reproductions at CPU scale (the `cpu` preset of each config, lengthgen/configs/
 # __init__.py:cpu_scale; 2 layers x 64 wide, batch 32, lr 1e-3, 1500-3000 steps, except
-# clex's 2 x 128 for 4000 steps, abacus's 2 x 128 at batch 128 for 4000 steps (41 min per
+# clex's 2 x 128 for 4000 steps, abacus's 2 x 128 at batch 128 for 4000 steps (41-51 min per
 # encoding) and chomsky's, which keeps its model; 3 seeds trained in one program), each into
 # results/<name>_cpu/ with its summary table and figure. Resumable: finished workdirs are
 # skipped.
